@@ -1,0 +1,43 @@
+"""The ``inflor`` command-line tool: ``inflor <command> ...``.
+
+Each command lives in its own module ``inflor.commands.<name>`` exposing
+``add_parser(subparsers)`` (which registers the sub-parser and sets ``func``) and is listed in
+``COMMANDS`` below.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["train", "eval", "analyze", "plot", "repeat", "compare"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="inflor", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"inflor {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"inflor.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"inflor.commands.{name}":
+                raise
+            continue  # command not written yet
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``inflor`` tool, one module each (see ``inflor.cli``)."""

@@ -1,0 +1,109 @@
+"""The neuron engine as a pure function: one equation set, every variant a setting of it.
+
+DESIGN.md §2, per time step t with U[0] = 0::
+
+    H[t] = λ · U[t-1] + s · X[t]               λ = decay (IF: 1), s = input_scale
+    Ĥ[t] = φ(H[t]) if MPR else H[t]
+    O[t] = Θ(Ĥ[t] - V_th)                      Θ(x) = 1 for x >= 0
+    hard reset:  U[t] = H[t] · (1 - O[t]) + V_reset · O[t]
+    soft reset:  U[t] = H[t] - r · O[t]         r = soft_reset_amount (1, the spike value, for SRIF)
+
+Backward: dO/dH = g(Ĥ - V_th) · φ'(H), g the surrogate; the reset carries gradient unless
+``detach_reset``. ``neuron_reference`` is the readable specification (a Python loop over T);
+faster backends must match it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+from typing import Callable
+
+import torch
+
+from .stats import MembraneStats, step_sums
+from .surrogate import Surrogate
+
+RESETS = ("hard", "soft")
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    """Scalar settings of the neuron equations (see the module docstring).
+
+    Mapping to peers: SpikingJelly ``v_reset=None`` (soft reset by V_th) is
+    ``reset="soft", soft_reset_amount=v_threshold``; its ``LIFNode(tau, decay_input=False)`` is
+    ``decay = 1 - 1/tau``. snnTorch ``Leaky(beta)`` is ``decay = beta`` with
+    ``reset_mechanism="subtract"`` ↔ ``reset="soft", soft_reset_amount=threshold`` (snnTorch
+    delays the reset by one step; inflor resets in the step that fires).
+    """
+
+    v_threshold: float = 0.5
+    decay: float = 1.0
+    input_scale: float = 1.0
+    reset: str = "hard"
+    v_reset: float = 0.0
+    soft_reset_amount: float = 1.0
+    detach_reset: bool = False
+
+    def __post_init__(self):
+        if self.reset not in RESETS:
+            raise ValueError(f"reset must be one of {list(RESETS)} ('hard': U = H(1-O) + v_reset·O; "
+                             f"'soft': U = H - soft_reset_amount·O), got {self.reset!r}")
+        if not self.v_threshold > 0:
+            raise ValueError(f"v_threshold must be a positive number, got {self.v_threshold}")
+        if not 0.0 <= self.decay <= 1.0:
+            raise ValueError(f"decay λ must lie in [0, 1] (1 = IF, 0.25 = the IM-Loss LIF), got {self.decay}")
+        if not self.input_scale > 0:
+            raise ValueError(f"input_scale must be > 0, got {self.input_scale}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_multistep(x: torch.Tensor, who: str = "neuron") -> None:
+    """Raise a clear error unless ``x`` is a floating multi-step tensor ``[T, B, ...]``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{who} expects a torch.Tensor [T, B, ...], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"{who} expects a multi-step tensor [T, B, ...] (time first, then batch); "
+                         f"got shape {tuple(x.shape)} with no time dimension. Repeat a static input "
+                         f"T times, e.g. x.unsqueeze(0).repeat(T, 1, ...)")
+    if not x.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point tensor, got dtype {x.dtype}")
+
+
+def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
+                     mpr: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+    """Run the neuron over ``x`` of shape ``[T, B, ...]``; return spikes ``[T, B, ...]`` and, if
+    ``record_stats``, the per-channel ``MembraneStats`` of H (differentiable)."""
+    check_multistep(x)
+    T = x.shape[0]
+    spikes = []
+    h_sums, h_sqsums = [], []
+    x_sum = x.new_zeros(())
+    u = None
+    for t in range(T):
+        xt = x[t] if cfg.input_scale == 1.0 else cfg.input_scale * x[t]
+        h = xt if u is None else (u if cfg.decay == 1.0 else cfg.decay * u) + xt
+        h_hat = mpr(h) if mpr is not None else h
+        o = surrogate(h_hat - cfg.v_threshold)
+        o_r = o.detach() if cfg.detach_reset else o
+        if cfg.reset == "hard":
+            u = h * (1.0 - o_r)
+            if cfg.v_reset != 0.0:
+                u = u + cfg.v_reset * o_r
+        else:
+            u = h - cfg.soft_reset_amount * o_r
+        spikes.append(o)
+        if record_stats:
+            s, sq = step_sums(h)
+            h_sums.append(s)
+            h_sqsums.append(sq)
+            x_sum = x_sum + xt.sum()
+    out = torch.stack(spikes)
+    if not record_stats:
+        return out, None
+    h_sum = torch.stack(h_sums).sum(0)
+    stats = MembraneStats(h_sum=h_sum, h_sqsum=torch.stack(h_sqsums).sum(0),
+                          count=x.numel() // h_sum.numel(), timesteps=T, x_sum=x_sum, o_sum=out.sum())
+    return out, stats

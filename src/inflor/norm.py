@@ -1,0 +1,96 @@
+"""Normalisation for multi-step tensors (DESIGN.md §5).
+
+``TemporalBatchNorm`` normalises ``[T, B, C, ...]`` per channel with statistics over
+(T, B, spatial) — time is folded into the batch — and, as threshold-dependent BN (tdBN, Zheng et
+al.; InfLoR Eq. 1), scales the normalised value by α·V_th::
+
+    y = γ_c · α·V_th · (x − μ_c) / sqrt(σ²_c + ε) + β_c
+
+μ, σ² are the batch mean and biased variance in training; running statistics (momentum 0.1,
+unbiased variance) are used in evaluation. ``threshold_dependent=False`` is plain BN over
+(T, B, H, W) (α·V_th = 1). ``make_norm("none")`` gives an identity.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("tdbn", "bn", "none")
+
+
+class TemporalBatchNorm(nn.Module):
+    """BN / tdBN over (T, B, spatial) for ``[T, B, C]`` (``dims=1``) or ``[T, B, C, H, W]`` (``dims=2``)."""
+
+    def __init__(self, num_features: int, dims: int = 2, alpha: float = 1.0, v_threshold: float = 0.5,
+                 threshold_dependent: bool = True, eps: float = 1e-5, momentum: float | None = 0.1):
+        super().__init__()
+        if dims not in (1, 2):
+            raise ValueError(f"dims must be 1 ([T, B, C]) or 2 ([T, B, C, H, W]), got {dims}")
+        self.num_features, self.dims, self.eps, self.momentum = num_features, dims, eps, momentum
+        self.alpha, self.v_threshold = float(alpha), float(v_threshold)
+        self.threshold_dependent = threshold_dependent
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    @property
+    def scale(self) -> float:
+        """The fixed factor α·V_th of tdBN (1 for plain BN)."""
+        return self.alpha * self.v_threshold if self.threshold_dependent else 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        want = self.dims + 3 if self.dims == 2 else 3
+        if x.dim() != want or x.shape[2] != self.num_features:
+            shape = "[T, B, C, H, W]" if self.dims == 2 else "[T, B, C]"
+            raise ValueError(f"{type(self).__name__} expects {shape} with C={self.num_features}, "
+                             f"got shape {tuple(x.shape)}")
+        momentum = self.momentum
+        if self.training:
+            self.num_batches_tracked += 1
+            if momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked)
+        T, B = x.shape[:2]
+        y = F.batch_norm(x.reshape(T * B, *x.shape[2:]), self.running_mean, self.running_var,
+                         self.weight * self.scale, self.bias, self.training, momentum or 0.0, self.eps)
+        return y.reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        kind = f"tdBN alpha={self.alpha:.4g}, v_threshold={self.v_threshold:g}" if self.threshold_dependent else "BN"
+        return f"{self.num_features}, {kind}, eps={self.eps}, momentum={self.momentum}"
+
+
+def make_norm(kind: str, num_features: int, dims: int = 2, alpha: float = 1.0,
+              v_threshold: float = 0.5) -> nn.Module:
+    """``"tdbn"`` (α·V_th scaled), ``"bn"`` (plain, over T·B) or ``"none"`` (identity)."""
+    if kind == "tdbn":
+        return TemporalBatchNorm(num_features, dims, alpha=alpha, v_threshold=v_threshold)
+    if kind == "bn":
+        return TemporalBatchNorm(num_features, dims, threshold_dependent=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}; valid choices: {list(NORMS)}")
+
+
+@torch.no_grad()
+def fold_batchnorm(layer: nn.Module, bn: TemporalBatchNorm) -> nn.Module:
+    """Fold a trained (td)BN into the preceding ``nn.Conv2d`` / ``nn.Linear`` for deployment.
+
+    With a = γ·α·V_th / sqrt(σ²_run + ε): W' = a·W (per output channel), b' = a·(b − μ_run) + β.
+    Returns a new layer; the caller replaces the pair (layer, bn) by it.
+    """
+    if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+        raise TypeError(f"can fold only into nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+    if layer.weight.shape[0] != bn.num_features:
+        raise ValueError(f"layer has {layer.weight.shape[0]} outputs but the BN normalises "
+                         f"{bn.num_features} channels")
+    a = bn.weight * bn.scale / torch.sqrt(bn.running_var + bn.eps)
+    folded = copy.deepcopy(layer)
+    folded.weight = nn.Parameter(layer.weight * a.reshape(-1, *([1] * (layer.weight.dim() - 1))))
+    b = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    folded.bias = nn.Parameter(a * (b - bn.running_mean) + bn.bias)
+    return folded
