@@ -1,0 +1,78 @@
+"""tdBN / BN over (T, B, H, W), time folding and BN folding."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from inflor.layers import TimeFold, repeat_time
+from inflor.norm import TemporalBatchNorm, fold_batchnorm, make_norm
+
+
+def test_statistics_over_time_batch_space_per_channel():
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 3, 5, 5, dtype=torch.float64) * torch.tensor([1.0, 3.0, 0.5]).view(1, 1, 3, 1, 1).double() + 2
+    bn = TemporalBatchNorm(3, alpha=1.0, v_threshold=0.5).double()
+    y = bn(x)
+    mu = x.mean((0, 1, 3, 4), keepdim=True)
+    var = x.var((0, 1, 3, 4), unbiased=False, keepdim=True)
+    torch.testing.assert_close(y, 0.5 * (x - mu) / torch.sqrt(var + 1e-5))
+    n = 4 * 6 * 5 * 5
+    torch.testing.assert_close(bn.running_mean, 0.1 * mu.flatten())
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * var.flatten() * n / (n - 1))
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1 / math.sqrt(2)])
+def test_output_scale_alpha_vth_at_init(alpha):
+    x = torch.randn(4, 16, 8, 6, 6) * 5 + 3
+    y = TemporalBatchNorm(8, alpha=alpha)(x)
+    assert y.std((0, 1, 3, 4), unbiased=False).mean().item() == pytest.approx(alpha * 0.5, rel=1e-3)
+
+
+def test_plain_bn_and_none_and_1d():
+    x = torch.randn(3, 10, 4) * 2 + 1
+    y = make_norm("bn", 4, dims=1)(x)
+    assert y.std((0, 1), unbiased=False).mean().item() == pytest.approx(1.0, rel=1e-3)
+    assert isinstance(make_norm("none", 4), nn.Identity)
+    with pytest.raises(ValueError, match=r"valid choices: \['tdbn', 'bn', 'none'\]"):
+        make_norm("layernorm", 4)
+    with pytest.raises(ValueError, match=r"\[T, B, C, H, W\] with C=4"):
+        make_norm("tdbn", 4)(torch.randn(2, 3, 5, 2, 2))
+
+
+def test_eval_uses_running_statistics():
+    bn = TemporalBatchNorm(2)
+    bn.running_mean.fill_(1.0)
+    bn.running_var.fill_(4.0)
+    bn.eval()
+    x = torch.full((2, 3, 2, 1, 1), 3.0)
+    torch.testing.assert_close(bn(x), torch.full_like(x, 0.5 * 2.0 / math.sqrt(4 + 1e-5)))
+
+
+def test_fold_into_conv_matches_eval_output():
+    torch.manual_seed(1)
+    conv, bn = nn.Conv2d(3, 4, 3, padding=1, bias=False), TemporalBatchNorm(4, alpha=0.7)
+    for _ in range(3):
+        bn(TimeFold(conv)(torch.randn(2, 5, 3, 6, 6)))
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+    bn.eval()
+    x = torch.randn(2, 5, 3, 6, 6)
+    folded = fold_batchnorm(conv, bn)
+    torch.testing.assert_close(TimeFold(folded)(x), bn(TimeFold(conv)(x)), rtol=1e-4, atol=1e-5)
+    lin, bn1 = nn.Linear(5, 3), TemporalBatchNorm(3, dims=1)
+    bn1(TimeFold(lin)(torch.randn(2, 4, 5)))
+    bn1.eval()
+    x = torch.randn(2, 4, 5)
+    torch.testing.assert_close(TimeFold(fold_batchnorm(lin, bn1))(x), bn1(TimeFold(lin)(x)), rtol=1e-4, atol=1e-5)
+
+
+def test_time_fold_and_repeat():
+    x = torch.randn(2, 3, 1, 4, 4)
+    conv = nn.Conv2d(1, 2, 3)
+    y = TimeFold(conv)(x)
+    assert y.shape == (2, 3, 2, 2, 2)
+    torch.testing.assert_close(y[1], conv(x[1]))
+    r = repeat_time(torch.randn(3, 2), 4)
+    assert r.shape == (4, 3, 2) and torch.equal(r[0], r[3])
