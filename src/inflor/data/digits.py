@@ -14,16 +14,31 @@ Samples are float32 ``[1, 8, 8]`` tensors held in memory:
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
+import numpy as np
 import torch
 
 from .base import DatasetInfo, TensorImageDataset, check_bool, check_fraction, check_int
 from .transforms import RandomShift
 
 
+@lru_cache(maxsize=1)
+def _load() -> tuple:
+    """(images float32 [N, 8, 8] in [0, 1], labels int64 [N], class names), read once."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32) / 16.0
+    images.flags.writeable = False
+    labels = bunch.target.astype(np.int64)
+    labels.flags.writeable = False
+    return images, labels, tuple(str(c) for c in bunch.target_names)
+
+
 def build_digits(root=None, *, test_size: float = 0.2, seed: int = 0,
                  normalize: bool = True, augment: bool = False):
     """Build the digits train/test datasets. ``root`` is ignored (the data is bundled)."""
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     test_size = check_fraction("test_size", test_size)
@@ -31,15 +46,12 @@ def build_digits(root=None, *, test_size: float = 0.2, seed: int = 0,
     normalize = check_bool("normalize", normalize)
     augment = check_bool("augment", augment)
 
-    bunch = load_digits()
-    images = bunch.images.astype("float32") / 16.0          # [N, 8, 8] in [0, 1]
-    labels = bunch.target.astype("int64")
+    images, labels, class_names = _load()
     idx_train, idx_test = train_test_split(
-        torch.arange(len(labels)).numpy(), test_size=test_size, random_state=seed,
-        stratify=labels)
+        np.arange(len(labels)), test_size=test_size, random_state=seed, stratify=labels)
 
-    x = torch.from_numpy(images).unsqueeze(1)               # [N, 1, 8, 8]
-    y = torch.from_numpy(labels)
+    x = torch.tensor(images).unsqueeze(1)                   # [N, 1, 8, 8], a fresh copy
+    y = torch.tensor(labels)
     x_train, x_test = x[idx_train], x[idx_test]
     if normalize:
         mean, std = x_train.mean(), x_train.std()
@@ -50,5 +62,5 @@ def build_digits(root=None, *, test_size: float = 0.2, seed: int = 0,
                                transform=RandomShift(1) if augment else None)
     test = TensorImageDataset(x_test.contiguous(), y[idx_test])
     info = DatasetInfo(name="digits", num_classes=10, input_shape=(1, 8, 8), timesteps=None,
-                       class_names=tuple(str(c) for c in bunch.target_names))
+                       class_names=class_names)
     return train, test, info
