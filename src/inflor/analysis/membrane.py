@@ -66,6 +66,19 @@ def window_mask(h_hat: torch.Tensor, v_threshold: float, surrogate) -> torch.Ten
     return g >= 0.5 * g0
 
 
+@torch.no_grad()
+def window_bounds(surrogate, v_threshold: float = 0.5, mpr: Callable | None = None,
+                  lo: float = -4.0, hi: float = 5.0, points: int = 18001) -> list[float] | None:
+    """``[a, b]``: the potentials u in ``[lo, hi]`` (on a grid) whose step input ``φ(u)`` (``u``
+    without MPR) falls inside the surrogate window; ``None`` if none does."""
+    u = torch.linspace(lo, hi, points, dtype=torch.float64)
+    inside = window_mask(mpr(u) if mpr is not None else u, v_threshold, surrogate)
+    if not bool(inside.any()):
+        return None
+    sel = u[inside]
+    return [round(float(sel.min()), 4), round(float(sel.max()), 4)]
+
+
 class Histogram:
     """Fixed-bin counts on ``[lo, hi)`` plus the counts below ``lo`` and at/above ``hi``."""
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..neuron import BaseNode, spiking_nodes
-from .membrane import HIST_BINS, HIST_RANGE, LayerAccumulator, iter_membrane
+from .membrane import HIST_BINS, HIST_RANGE, LayerAccumulator, iter_membrane, window_bounds
 
 
 def select_layers(model: nn.Module, layers: Sequence[str] | None = None) -> list[tuple[str, BaseNode]]:
@@ -89,7 +89,9 @@ class MembraneProbe:
         for name, node in self.nodes:
             out[name] = {**node.cfg.as_dict(), "mpr": None if node.mpr is None else repr(node.mpr),
                          "surrogate": type(node.surrogate_function).__name__,
-                         "surrogate_repr": node.surrogate_function.extra_repr(), "role": node.role}
+                         "surrogate_repr": node.surrogate_function.extra_repr(), "role": node.role,
+                         "window": window_bounds(node.surrogate_function, node.cfg.v_threshold),
+                         "window_h": window_bounds(node.surrogate_function, node.cfg.v_threshold, node.mpr)}
         return out
 
     def summary(self, mpd_options: dict | None = None) -> dict:

@@ -1,0 +1,160 @@
+"""Reading run directories and checkpoints for the analysis commands, with clear errors.
+
+A run directory (docs/CONTRACTS.md) holds ``config.yaml``, ``metrics.csv``, ``summary.json``,
+``checkpoints/{last,best}.pt`` and ``tb/``. Every problem a user can cause (a path that does not
+exist, a run without a checkpoint, a checkpoint whose model cannot be rebuilt, a dataset that is
+missing) raises ``AnalysisError`` with a message meant to be printed as is.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+CHECKPOINT_NAMES = ("best", "last")
+
+
+class AnalysisError(RuntimeError):
+    """A user-facing problem: the message says what is wrong and what to do."""
+
+
+def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
+    """``(checkpoint file, run directory or None)`` for a run directory or a checkpoint file.
+
+    In a run directory ``which`` (``best`` or ``last``) is preferred and the other one used when
+    it is missing."""
+    p = Path(path)
+    if which not in CHECKPOINT_NAMES:
+        raise AnalysisError(f"--checkpoint must be one of {list(CHECKPOINT_NAMES)}, got {which!r}")
+    if not p.exists():
+        raise AnalysisError(f"{p} does not exist: give a run directory (made by 'inflor train') or a "
+                            f"checkpoint file (.pt)")
+    if p.is_file():
+        run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
+        if run_dir is not None and not (run_dir / "config.yaml").exists():
+            run_dir = None
+        return p, run_dir
+    order = [which] + [n for n in CHECKPOINT_NAMES if n != which]
+    for name in order:
+        c = p / "checkpoints" / f"{name}.pt"
+        if c.is_file():
+            return c, p
+    hint = ("it has no config.yaml either, so it is probably not a run directory"
+            if not (p / "config.yaml").exists() else
+            "the run may have stopped before its first epoch ended (checkpoints are written after each epoch)")
+    raise AnalysisError(f"run directory {p} has no checkpoint: expected {p / 'checkpoints' / 'best.pt'} or "
+                        f"{p / 'checkpoints' / 'last.pt'}; {hint}")
+
+
+def load_model(ckpt_path) -> tuple[object, dict]:
+    """``(model in eval mode, checkpoint dict)``; any failure becomes an ``AnalysisError``."""
+    from ..train.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(ckpt_path)
+        model = build_model_from_checkpoint(ckpt)
+    except CheckpointError as e:
+        raise AnalysisError(str(e)) from None
+    except (ValueError, TypeError, KeyError) as e:
+        raise AnalysisError(f"cannot rebuild the model of {ckpt_path}: {e}") from None
+    return model, ckpt
+
+
+def build_test_loader(config: dict | None, data: str | None = None, root: str | None = None,
+                      batch_size: int | None = None, split: str = "test", data_options: dict | None = None):
+    """``(DataLoader over the test (or train) split, description)`` from a run config, with the
+    dataset name, root, options and batch size overridable."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..data import build_datasets
+
+    dcfg = dict((config or {}).get("data") or {})
+    name = data or dcfg.get("name")
+    if not name:
+        raise AnalysisError("no dataset known for this checkpoint: pass --data NAME (e.g. --data digits)")
+    options = dict(dcfg.get("options") or {}) if (data is None or data == dcfg.get("name")) else {}
+    options.update(data_options or {})
+    root = root if root is not None else dcfg.get("root")
+    bs = batch_size or dcfg.get("test_batch_size") or dcfg.get("batch_size") or 64
+    try:
+        train_ds, test_ds, info = build_datasets(name, root=root, **options)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        raise AnalysisError(f"cannot load dataset {name!r}: {e}") from None
+    ds = test_ds if split == "test" else train_ds
+    g = torch.Generator().manual_seed(0)
+    loader = DataLoader(ds, batch_size=int(bs), shuffle=False, num_workers=0, generator=g)
+    return loader, {"name": name, "split": split, "size": len(ds), "batch_size": int(bs),
+                    **({"root": str(root)} if root else {}), **({"options": options} if options else {})}
+
+
+def read_config_text(run_dir) -> str | None:
+    if run_dir is None:
+        return None
+    p = Path(run_dir) / "config.yaml"
+    return p.read_text(encoding="utf-8") if p.is_file() else None
+
+
+def read_summary(run_dir) -> dict:
+    p = Path(run_dir) / "summary.json"
+    if not p.is_file():
+        return {}
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return {}
+
+
+def read_metrics(run_dir) -> dict | None:
+    from ..plots import read_metrics as _read
+
+    p = Path(run_dir) / "metrics.csv"
+    if not p.is_file():
+        return None
+    cols = _read(p)
+    return cols or None
+
+
+def accuracy_column(metrics: dict, prefer=("test_acc", "test_acc1", "test_top1", "val_acc", "acc")) -> str | None:
+    """The name of the test-accuracy column of ``metrics.csv``."""
+    for k in prefer:
+        if k in metrics:
+            return k
+    for k in metrics:
+        low = k.lower()
+        if ("test" in low or "val" in low) and "acc" in low and "best" not in low:
+            return k
+    return None
+
+
+def as_percent(values) -> list[float]:
+    """Accuracies as percentages (a column in [0, 1] is multiplied by 100)."""
+    vals = [v for v in values if isinstance(v, float) and not math.isnan(v)]
+    scale = 100.0 if vals and max(vals) <= 1.0 else 1.0
+    return [v * scale if isinstance(v, float) else v for v in values]
+
+
+def report_errors(prog: str):
+    """Decorator for a command's ``func(args)``: a user-facing error prints ``prog: error: ...`` on
+    stderr and returns exit status 1 instead of a traceback."""
+    import functools
+    import sys
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(args):
+            try:
+                from ..train.config import ConfigError
+            except ImportError:  # pragma: no cover - the trainer is part of the package
+                ConfigError = AnalysisError
+            try:
+                return fn(args)
+            except (AnalysisError, ConfigError, FileNotFoundError, NotADirectoryError) as e:
+                msg = str(e)
+            except KeyboardInterrupt:
+                print(f"{prog}: interrupted", file=sys.stderr)
+                return 130
+            print(f"{prog}: error: {msg}", file=sys.stderr)
+            return 1
+        return wrapper
+    return deco

@@ -1,0 +1,170 @@
+"""Training-time snapshots: the per-layer statistics of ``inflor analyze`` at chosen epochs, so
+that IM-Loss Fig. 2 (layer-wise spike rates at epoch 0 / 1 / end) and RecDis Fig. 2 (a layer's
+membrane distribution across training) come out of a normal run.
+
+For the trainer (call on the main process only, with the bare model, not a DDP wrapper)::
+
+    from inflor.analysis.snapshot import snapshot, snapshot_epochs
+    wanted = snapshot_epochs("0,1,last", num_epochs)          # {0, 1, num_epochs}
+    if 0 in wanted:
+        snapshot(model, test_loader, run_dir, epoch=0)          # before the first update
+    for e in range(start_epoch, num_epochs):
+        train_one_epoch(...)
+        if e + 1 in wanted:
+            snapshot(model, test_loader, run_dir, epoch=e + 1)  # epoch = epochs finished
+
+Each call writes ``RUN_DIR/snapshots/epoch_0001.json`` (format ``inflor-snapshot-v1``: ``epoch``,
+``samples``, ``accuracy``, ``layers`` with the numbers of analysis.json, ``hist_spec``,
+``histograms``). It runs in eval mode under ``torch.no_grad``, restores the train/eval mode and
+leaves every random-number generator (torch, CUDA, numpy, random) as it found them, so a run
+with snapshots trains exactly like one without. ``inflor plot snapshots RUN_DIR`` draws them.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+SNAPSHOT_DIR = "snapshots"
+FORMAT = "inflor-snapshot-v1"
+
+
+def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int) -> set[int]:
+    """Parse ``"0,1,last"`` (also ``"all"``, ``"none"``, ``"every:10"``) into epoch counts in
+    ``0 .. num_epochs`` (0 = before training, e = after e finished epochs)."""
+    if spec is None:
+        return set()
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: set[int] = set()
+    for item in items:
+        s = str(item).strip().lower()
+        if s in ("", "none"):
+            continue
+        if s == "last":
+            out.add(num_epochs)
+        elif s == "all":
+            out.update(range(num_epochs + 1))
+        elif s.startswith("every:"):
+            step = int(s.split(":", 1)[1])
+            if step < 1:
+                raise ValueError(f"snapshot step must be >= 1, got {step}")
+            out.update(range(0, num_epochs + 1, step))
+            out.add(num_epochs)
+        else:
+            try:
+                e = int(s)
+            except ValueError:
+                raise ValueError(f"bad snapshot epoch {item!r}: use integers, 'last', 'all', 'none' "
+                                 f"or 'every:N', comma separated") from None
+            if not 0 <= e <= num_epochs:
+                raise ValueError(f"snapshot epoch {e} is outside 0..{num_epochs}")
+            out.add(e)
+    return out
+
+
+@contextlib.contextmanager
+def preserved_rng():
+    """Leave the torch (CPU and CUDA), numpy and python generators untouched by the block."""
+    py, npy = random.getstate(), np.random.get_state()
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def snapshot_path(run_dir, epoch: int) -> Path:
+    return Path(run_dir) / SNAPSHOT_DIR / f"epoch_{int(epoch):04d}.json"
+
+
+def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batches: int | None = 10,
+             layers: Sequence[str] | None = None, device=None) -> Path:
+    """Measure ``model``'s spiking layers on (the first ``max_batches`` batches of) ``loader`` and
+    write ``RUN_DIR/snapshots/epoch_XXXX.json``; returns its path. ``epoch`` = epochs finished."""
+    from .probe import run_probe
+
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else "cpu"
+    with preserved_rng():
+        res = run_probe(model, loader, layers=layers, max_batches=max_batches, device=device, count_ops=False)
+    for name, info in res["layer_info"].items():
+        if name in res["layers"]:
+            res["layers"][name]["settings"] = info
+    doc = {"format": FORMAT, "epoch": int(epoch), "samples": res["samples"], "batches": res["batches"],
+           "accuracy": res["accuracy"], "layers": res["layers"], "hist_spec": res["hist_spec"],
+           "histograms": res["histograms"]}
+    path = snapshot_path(run_dir, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_snapshots(run_dir) -> list[dict]:
+    """All snapshots of a run, sorted by epoch (``[]`` if there are none)."""
+    d = Path(run_dir) / SNAPSHOT_DIR
+    docs = []
+    for p in sorted(d.glob("epoch_*.json")) if d.is_dir() else []:
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            continue
+        if doc.get("format") == FORMAT:
+            docs.append(doc)
+    return sorted(docs, key=lambda d: d["epoch"])
+
+
+def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, epochs: Sequence[int] | None = None,
+                   max_layer_plots: int = 4) -> dict:
+    """Draw a run's snapshots: spike rate per layer for each epoch (IM-Loss Fig. 2) and, for each
+    chosen layer (default: up to ``max_layer_plots`` spread over the depth), its membrane
+    distribution at each epoch (RecDis Fig. 2). Returns ``{"spike_rates": path, "distributions":
+    {layer: path}}`` with paths relative to ``out_dir`` (default ``RUN_DIR/snapshots``)."""
+    from .. import plots
+    from .runs import AnalysisError
+
+    docs = load_snapshots(run_dir)
+    if not docs:
+        raise AnalysisError(f"{run_dir} has no snapshots ({Path(run_dir) / SNAPSHOT_DIR}/epoch_*.json); "
+                            "a run writes them when its trainer calls inflor.analysis.snapshot.snapshot")
+    if epochs:
+        docs = [d for d in docs if d["epoch"] in set(epochs)]
+        if not docs:
+            raise AnalysisError(f"no snapshot for epochs {list(epochs)} in {run_dir}")
+    out = Path(out_dir) if out_dir else Path(run_dir) / SNAPSHOT_DIR
+    series = {f"epoch {d['epoch']}": {n: v["spike_rate"] for n, v in d["layers"].items()} for d in docs}
+    made = {"spike_rates": plots.plot_spike_rates(series, out / "spike_rates.png",
+                                                  title="Layer-wise spike rate during training").name}
+    names = list(docs[-1]["layers"])
+    if layers:
+        unknown = [n for n in layers if n not in names]
+        if unknown:
+            raise AnalysisError(f"no spiking layer {unknown} in the snapshots; layers: {', '.join(names)}")
+        chosen = list(layers)
+    elif len(names) <= max_layer_plots:
+        chosen = names
+    else:
+        idx = sorted({round(i * (len(names) - 1) / (max_layer_plots - 1)) for i in range(max_layer_plots)})
+        chosen = [names[i] for i in idx]
+    dists = {}
+    for name in chosen:
+        hists = {f"epoch {d['epoch']}": d["histograms"][name] for d in docs if name in d["histograms"]}
+        vth = docs[-1]["layers"][name].get("settings", {}).get("v_threshold", 0.5)
+        p = plots.plot_distribution_evolution(name, docs[-1]["hist_spec"], hists,
+                                              out / f"distribution_{plots.safe_name(name)}.png", v_threshold=vth)
+        dists[name] = p.name
+    made["distributions"] = dists
+    return made
