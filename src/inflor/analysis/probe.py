@@ -166,6 +166,6 @@ def run_probe(model: nn.Module, loader: Iterable, layers: Sequence[str] | None =
     if samples == 0:
         raise ValueError("the data loader yielded no batches")
     return {"samples": samples, "batches": batches,
-            "accuracy": 100.0 * correct / samples if labelled else None,
+            "accuracy": correct / samples if labelled else None,
             "layers": probe.summary(), "histograms": probe.histograms(), "hist_spec": probe.hist_spec,
             "layer_info": probe.layer_info(), "ops": counter}

@@ -132,7 +132,7 @@ def write_html_report(result: dict, out_dir, config_text: str | None = None) -> 
              "<h1>inflor analysis</h1>"]
     info_rows = [[html.escape(k), _fmt(v)] for k, v in src.items() if not isinstance(v, (dict, list))]
     info_rows += [["samples", _fmt(result["samples"])], ["batches", _fmt(result["batches"])],
-                  ["accuracy (%)", _fmt(result.get("accuracy"), 2)]]
+                  ["accuracy (%)", _fmt(None if result.get("accuracy") is None else 100 * result["accuracy"], 2)]]
     if result.get("data"):
         info_rows += [[f"data.{k}", _fmt(v)] for k, v in result["data"].items()]
     parts.append(_table(["", "value"], info_rows))

@@ -168,3 +168,51 @@ def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, e
         dists[name] = p.name
     made["distributions"] = dists
     return made
+
+
+class SnapshotCallback:
+    """Snapshots through the trainer's callback interface (``run_training(..., callbacks=[cb])``,
+    called as ``cb(trainer, epoch_index, row)`` after each epoch). The epoch-0 snapshot needs a
+    call before training: ``cb.before_training(trainer)`` after ``Trainer.setup()``
+    (``train_with_snapshots`` does both)."""
+
+    def __init__(self, epochs: "str | Sequence[int]" = "0,1,last", max_batches: int | None = 10,
+                 layers: Sequence[str] | None = None):
+        self.spec = epochs
+        self.max_batches = max_batches
+        self.layers = layers
+        self.written: list[Path] = []
+
+    def _wanted(self, trainer) -> set[int]:
+        return snapshot_epochs(self.spec, trainer.cfg["train"]["epochs"])
+
+    def _take(self, trainer, epoch: int) -> None:
+        if getattr(trainer, "dist", None) is not None and not trainer.dist.is_main:
+            return
+        self.written.append(snapshot(trainer.model, trainer.test_loader, trainer.out, epoch,
+                                     max_batches=self.max_batches, layers=self.layers, device=trainer.device))
+
+    def before_training(self, trainer) -> None:
+        if trainer.start_epoch == 0 and 0 in self._wanted(trainer):
+            self._take(trainer, 0)
+
+    def __call__(self, trainer, epoch: int, row: dict) -> None:
+        if epoch + 1 in self._wanted(trainer):
+            self._take(trainer, epoch + 1)
+
+
+def train_with_snapshots(cfg: dict, out_dir, epochs: "str | Sequence[int]" = "0,1,last",
+                         max_batches: int | None = 10, resume: bool = False, log=None) -> dict:
+    """``inflor.train.trainer.run_training`` with snapshots at ``epochs``; returns the summary."""
+    from ..train.distributed import cleanup
+    from ..train.trainer import Trainer
+
+    cb = SnapshotCallback(epochs, max_batches)
+    snapshot_epochs(epochs, cfg["train"]["epochs"])       # fail early on a bad spec
+    tr = Trainer(cfg, out_dir, resume=resume, callbacks=[cb], log=log)
+    try:
+        tr.setup()
+        cb.before_training(tr)
+        return tr.fit()
+    finally:
+        cleanup()

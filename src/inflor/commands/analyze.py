@@ -53,7 +53,7 @@ def _print_summary(result: dict, out: Path) -> None:
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     acc = result.get("accuracy")
-    print(f"samples {result['samples']}" + (f", accuracy {acc:.2f}%" if acc is not None else ""))
+    print(f"samples {result['samples']}" + (f", accuracy {100 * acc:.2f}%" if acc is not None else ""))
     e = result.get("energy")
     if e:
         t = e["total"]
