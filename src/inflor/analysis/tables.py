@@ -1,0 +1,148 @@
+"""Result tables of several runs: ``inflor repeat`` (one recipe, several seeds) and
+``inflor compare`` (any runs). Accuracies are shown in percent, "mean ± std" as in the papers.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .runs import AnalysisError, accuracy_column, as_percent, read_metrics, read_summary
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n − 1 in the denominator; 0 for a single value)."""
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("no values")
+    return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
+
+
+def pm(values: Sequence[float], digits: int = 2) -> str:
+    """``"93.84 ± 0.12"``."""
+    m, s = mean_std(values)
+    return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def _pct(v) -> float | None:
+    """A trainer accuracy (a fraction) in percent; values above 1 are taken as percent already."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    v = float(v)
+    return v * 100.0 if v <= 1.0 else v
+
+
+def paper_label(paper: Mapping | None) -> str:
+    if not paper or not paper.get("name"):
+        return ""
+    bits = [str(paper["name"])]
+    if paper.get("table") is not None:
+        bits.append(f"Table {paper['table']}")
+    if paper.get("row"):
+        bits.append(str(paper["row"]))
+    label = ", ".join(bits)
+    acc = _pct(paper.get("reported_acc"))
+    if acc is not None:
+        std = _pct(paper.get("reported_std"))
+        label += f" ({acc:.2f}" + (f" ± {std:.2f}" if std is not None else "") + ")"
+    return label
+
+
+def run_record(run_dir, label: str | None = None) -> dict:
+    """What ``compare`` knows about one run: from ``summary.json`` and ``metrics.csv``."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise AnalysisError(f"{d} is not a run directory (it does not exist or is a file)")
+    summary = read_summary(d)
+    metrics = read_metrics(d)
+    if not summary and not metrics:
+        raise AnalysisError(f"{d} has neither summary.json nor metrics.csv: not a run directory made by "
+                            f"'inflor train', or the run has not finished an epoch")
+    curve_x, curve_y = [], []
+    col = accuracy_column(metrics) if metrics else None
+    if metrics and col:
+        xs = metrics.get("epoch") or list(range(1, len(metrics[col]) + 1))
+        ys = as_percent(metrics[col])
+        pairs = [(x, y) for x, y in zip(xs, ys) if isinstance(y, float) and not math.isnan(y)]
+        curve_x, curve_y = [p[0] for p in pairs], [p[1] for p in pairs]
+    best = _pct(summary.get("best_test_acc")) if summary else None
+    final = _pct(summary.get("final_test_acc")) if summary else None
+    if best is None and curve_y:
+        best = max(curve_y)
+    if final is None and curve_y:
+        final = curve_y[-1]
+    cfg = summary.get("config") or {}
+    name = label or summary.get("name") or cfg.get("name") or d.name
+    wall = summary.get("wall_time")
+    if wall is None and metrics and "epoch_time" in metrics:
+        wall = sum(v for v in metrics["epoch_time"] if isinstance(v, float) and not math.isnan(v))
+    return {"run_dir": str(d), "label": name, "recipe": summary.get("name") or cfg.get("name"),
+            "paper": paper_label(summary.get("paper") or cfg.get("paper")),
+            "status": summary.get("status"), "seed": (cfg.get("train") or {}).get("seed"),
+            "best_acc": best, "best_epoch": summary.get("best_epoch"), "final_acc": final,
+            "epochs_done": summary.get("epochs_done", len(curve_x) or None), "epochs": summary.get("epochs"),
+            "wall_time": wall, "curve": {"epoch": curve_x, "test_acc": curve_y}}
+
+
+def _f(v, digits=2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _duration(seconds) -> str:
+    if seconds is None:
+        return "–"
+    s = float(seconds)
+    if s < 120:
+        return f"{s:.1f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.2f} h"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    esc = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def compare_table(records: Sequence[Mapping]) -> str:
+    rows = []
+    for r in records:
+        ep = "–" if r["epochs_done"] is None else (f"{r['epochs_done']}" + (f"/{r['epochs']}" if r.get("epochs")
+                                                                          and r["epochs"] != r["epochs_done"] else ""))
+        rows.append([r["label"], r["paper"] or "–", _f(r["best_acc"]), _f(r["final_acc"]), ep, _duration(r["wall_time"])])
+    return markdown_table(["run", "paper row (reported %)", "best acc (%)", "final acc (%)", "epochs", "wall time"], rows)
+
+
+def repeat_summary(records: Sequence[Mapping]) -> dict:
+    """Aggregate of several seeds of one recipe: mean ± std of best and final accuracy."""
+    ok = [r for r in records if r.get("best_acc") is not None]
+    if not ok:
+        raise AnalysisError("no run produced a test accuracy")
+    best = [r["best_acc"] for r in ok]
+    final = [r["final_acc"] for r in ok if r.get("final_acc") is not None]
+    out = {"runs": len(ok), "seeds": [r.get("seed") for r in ok],
+           "best_acc_mean": mean_std(best)[0], "best_acc_std": mean_std(best)[1], "best_acc": pm(best),
+           "final_acc_mean": mean_std(final)[0] if final else None,
+           "final_acc_std": mean_std(final)[1] if final else None,
+           "final_acc": pm(final) if final else None,
+           "wall_time_mean": statistics.fmean([r["wall_time"] for r in ok if r.get("wall_time") is not None] or [0.0])}
+    return out
+
+
+def repeat_markdown(recipe: str, agg: Mapping, records: Sequence[Mapping], paper: str = "") -> str:
+    lines = [f"# {recipe}: {agg['runs']} seed(s)", ""]
+    if paper:
+        lines += [f"Paper: {paper}", ""]
+    lines.append(markdown_table(["recipe", "seeds", "best acc (%)", "final acc (%)"],
+                                [[recipe, ", ".join(str(s) for s in agg["seeds"]), agg["best_acc"],
+                                  agg["final_acc"] or "–"]]))
+    lines += ["", "Mean ± sample standard deviation (n − 1) over the seeds.", "", "Per seed:", ""]
+    lines.append(markdown_table(["seed", "run", "best acc (%)", "best epoch", "final acc (%)", "epochs", "wall time",
+                                 "status"],
+                                [[str(r.get("seed")), r["run_dir"], _f(r["best_acc"]), str(r.get("best_epoch") or "–"),
+                                  _f(r["final_acc"]), str(r.get("epochs_done") or "–"), _duration(r.get("wall_time")),
+                                  str(r.get("status") or "–")] for r in records]))
+    return "\n".join(lines) + "\n"
