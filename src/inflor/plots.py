@@ -7,6 +7,7 @@ can be redrawn without the model. matplotlib runs with the non-interactive Agg b
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -21,13 +22,38 @@ import torch  # noqa: E402
 DPI = 110
 
 
+def figure_texts(fig) -> dict:
+    """The words on a figure: its title and, per axes, title, axis labels, tick and legend labels."""
+    sup = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    axes = []
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        axes.append({"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                     "xticklabels": [t.get_text() for t in ax.get_xticklabels() if t.get_text()],
+                     "legend": [t.get_text() for t in leg.get_texts()] if leg is not None else []})
+    return {"title": sup, "axes": axes}
+
+
 def _save(fig, path) -> Path:
+    """Save as PNG with the figure's words in the PNG text chunk ``inflor:texts`` (JSON), so a
+    test or a script can check what a picture shows without looking at it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    texts = figure_texts(fig)
+    fig.savefig(path, dpi=DPI, metadata={"Title": texts["title"] or (texts["axes"][0]["title"] if texts["axes"] else ""),
+                                         "Software": "inflor", "inflor:texts": json.dumps(texts)})
     plt.close(fig)
     return path
+
+
+def read_png_texts(path) -> dict:
+    """The ``inflor:texts`` record written by ``_save`` (``{}`` if absent)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        raw = im.info.get("inflor:texts") or getattr(im, "text", {}).get("inflor:texts")
+    return json.loads(raw) if raw else {}
 
 
 def safe_name(layer: str) -> str:
@@ -184,6 +210,13 @@ def read_metrics(path) -> dict[str, list]:
     return cols
 
 
+def as_percent(values) -> list:
+    """Accuracies in percent: a column whose values all lie in [0, 1] is multiplied by 100."""
+    vals = [v for v in values if isinstance(v, float) and not math.isnan(v)]
+    scale = 100.0 if vals and max(vals) <= 1.0 else 1.0
+    return [v * scale if isinstance(v, float) else v for v in values]
+
+
 def _numeric(col) -> bool:
     return all(isinstance(v, float) for v in col) and any(not math.isnan(v) for v in col)
 
@@ -201,7 +234,8 @@ def plot_metrics(metrics: Mapping[str, list], path, title: str = "Training curve
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, keys, ylabel in ((axes[0], loss or other, "loss"), (axes[1], acc, "accuracy (%)")):
         for k in keys:
-            ax.plot(xs, metrics[k], marker="o" if n < 30 else None, markersize=3, label=k)
+            ys = as_percent(metrics[k]) if k in acc else metrics[k]
+            ax.plot(xs, ys, marker="o" if n < 30 else None, markersize=3, label=k)
         ax.set_xlabel(xs_key or "row")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -105,6 +105,12 @@ def read_summary(run_dir) -> dict:
         return {}
 
 
+def as_percent(values) -> list:
+    """Accuracies in percent (see ``inflor.plots.as_percent``)."""
+    from ..plots import as_percent as _as_percent
+    return _as_percent(values)
+
+
 def read_metrics(run_dir) -> dict | None:
     from ..plots import read_metrics as _read
 
@@ -125,13 +131,6 @@ def accuracy_column(metrics: dict, prefer=("test_acc", "test_acc1", "test_top1",
         if ("test" in low or "val" in low) and "acc" in low and "best" not in low:
             return k
     return None
-
-
-def as_percent(values) -> list[float]:
-    """Accuracies as percentages (a column in [0, 1] is multiplied by 100)."""
-    vals = [v for v in values if isinstance(v, float) and not math.isnan(v)]
-    scale = 100.0 if vals and max(vals) <= 1.0 else 1.0
-    return [v * scale if isinstance(v, float) else v for v in values]
 
 
 def report_errors(prog: str):
