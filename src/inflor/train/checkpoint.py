@@ -1,0 +1,173 @@
+"""Checkpoints: atomic writes, strict loads, clear errors.
+
+A checkpoint is a ``torch.save``'d dict (loadable with ``weights_only=True``: only tensors and
+plain Python values) holding
+
+    format          "inflor-checkpoint-v1"
+    model_name      registry name, model_options: the full create_model kwargs (num_classes too)
+    model_state     state_dict of the bare model (never the DDP wrapper)
+    optimizer, scheduler, scaler    their state_dicts (scaler None without AMP grad scaling)
+    epoch           number of finished epochs (resume starts at this epoch index)
+    best_acc, best_epoch
+    config          the resolved run config
+    rng             torch / numpy / python / cuda generator states
+    metrics         the metrics.csv rows so far
+    versions        inflor / torch / python
+
+Writing goes to a temporary file in the same folder followed by ``os.replace``, so a kill while
+saving leaves the previous file intact. Loading catches unreadable files and names them, and a
+model is only ever loaded with ``strict=True``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import platform
+import random
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "build_model_from_checkpoint",
+           "load_model_state", "get_rng_state", "set_rng_state", "versions"]
+
+FORMAT = "inflor-checkpoint-v1"
+REQUIRED = ("format", "model_name", "model_options", "model_state", "epoch", "config")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read or does not fit the model it is loaded into."""
+
+
+def versions() -> dict:
+    import inflor
+    return {"inflor": str(inflor.__version__), "torch": str(torch.__version__),
+            "python": platform.python_version()}
+
+
+# --------------------------------------------------------------------------- RNG
+def get_rng_state() -> dict:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+        "python": _py_state_to_plain(random.getstate()),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def _py_state_to_plain(state):
+    version, internal, gauss = state
+    return {"version": version, "internal": list(internal), "gauss_next": gauss}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- save / load
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Read an inflor checkpoint; a missing, corrupted, truncated or foreign file raises
+    ``CheckpointError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile, ValueError,
+            OSError, AttributeError, KeyError, IndexError, TypeError) as e:
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if "Unpickler error" in ln), lines[0] if lines else "")
+        first = re.sub(r"\x1b\[[0-9;]*m", "", detail) or type(e).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupted, truncated or not "
+                              f"a torch checkpoint ({type(e).__name__}: {first[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path} is not an inflor checkpoint (format {got!r}, expected {FORMAT!r})")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks the entries {missing}; it is incomplete")
+    ckpt["_path"] = str(path)
+    return ckpt
+
+
+def load_model_state(model: torch.nn.Module, ckpt: dict, where: str = "") -> None:
+    """Strictly load ``ckpt['model_state']`` into ``model``; a checkpoint of another model (name,
+    options or parameter shapes) raises ``CheckpointError`` and leaves ``model`` untouched."""
+    where = where or ckpt.get("_path", "checkpoint")
+    name = getattr(model, "model_name", None)
+    if name is not None and name != ckpt["model_name"]:
+        raise CheckpointError(f"{where} holds a {ckpt['model_name']!r} model, not {name!r}")
+    own = model.state_dict()
+    state = ckpt["model_state"]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items()
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s) (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensor(s) (e.g. {', '.join(unexpected[:3])})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es) (e.g. {'; '.join(shapes[:2])})")
+        raise CheckpointError(f"{where} does not fit this {name or type(model).__name__} model: "
+                              + "; ".join(parts) + ". It was saved from another model or options "
+                              f"({ckpt['model_name']} with {_short(ckpt['model_options'])}).")
+    model.load_state_dict(state, strict=True)
+
+
+def _short(options: dict) -> str:
+    keep = {k: v for k, v in options.items() if k in ("num_classes", "timesteps", "in_channels", "norm", "neuron")}
+    return ", ".join(f"{k}={v}" for k, v in keep.items())
+
+
+def build_model_from_checkpoint(path_or_dict, map_location: Any = "cpu") -> torch.nn.Module:
+    """Rebuild the model a checkpoint was saved from (``create_model(model_name, **model_options)``),
+    load its weights strictly and return it in eval mode."""
+    from inflor.models import create_model
+
+    ckpt = path_or_dict if isinstance(path_or_dict, dict) else load_checkpoint(path_or_dict, map_location)
+    where = ckpt.get("_path", "checkpoint")
+    try:
+        model = create_model(ckpt["model_name"], **ckpt["model_options"])
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{where}: cannot rebuild model {ckpt['model_name']!r} with the saved "
+                              f"options: {e}") from None
+    load_model_state(model, ckpt, where)
+    return model.eval()
