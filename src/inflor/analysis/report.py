@@ -150,6 +150,12 @@ def write_html_report(result: dict, out_dir, config_text: str | None = None) -> 
     parts.append("<p class='note'>QE: quantization error mean (u − Θ(u − V_th))² (InfLoR Eq. 9) of H and "
                  "of φ(H); in window: fraction with g(φ(H) − V_th) ≥ ½ g(0); L_D, L_S, L_M: channel means "
                  "of the MPD-Loss terms (RecDis Eq. 10, 13, 17). See docs/analysis.md.</p>")
+    snaps = p.get("snapshots")
+    if snaps:
+        parts.append("<h2>During training (snapshots)</h2>")
+        parts.append(f"<img src='{html.escape(snaps['spike_rates'])}' alt='spike rate per layer and epoch'>")
+        for name, rel in snaps["distributions"].items():
+            parts.append(f"<img src='{html.escape(rel)}' alt='membrane distribution of {html.escape(name)} by epoch'>")
     for key, title in (("spike_rate", "Spike rate per layer"), ("quantization_error", "Quantization error")):
         if p.get(key):
             parts.append(f"<h2>{title}</h2><img src='{html.escape(p[key])}' alt='{html.escape(title)}'>")
@@ -186,8 +192,9 @@ def analyze(model: nn.Module, loader: Iterable, out_dir, layers: Sequence[str] |
             max_batches: int | None = None, hist_layers: Sequence[str] | None = None, device="cpu",
             constants: EnergyConstants | None = None, source: Mapping | None = None,
             data: Mapping | None = None, config_text: str | None = None, metrics: Mapping | None = None,
-            progress: bool = False, hist_range=None, hist_bins: int | None = None) -> dict:
-    """Measure, plot and report; returns the analysis dict (also written to ``analysis.json``)."""
+            progress: bool = False, hist_range=None, hist_bins: int | None = None, run_dir=None) -> dict:
+    """Measure, plot and report; returns the analysis dict (also written to ``analysis.json``).
+    With ``run_dir``, the run's training-time snapshots (if any) are drawn into the report too."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = measure(model, loader, layers, max_batches, device, constants, progress, hist_range, hist_bins)
@@ -196,6 +203,13 @@ def analyze(model: nn.Module, loader: Iterable, out_dir, layers: Sequence[str] |
     result["plots"] = make_plots(result, out, hist_layers)
     if metrics:
         result["plots"]["metrics"] = plots.plot_metrics(metrics, out / "metrics.png").name
+    if run_dir is not None:
+        from .snapshot import load_snapshots, plot_snapshots
+        if load_snapshots(run_dir):
+            made = plot_snapshots(run_dir, out / "snapshots")
+            result["plots"]["snapshots"] = {
+                "spike_rates": f"snapshots/{made['spike_rates']}",
+                "distributions": {k: f"snapshots/{v}" for k, v in made["distributions"].items()}}
     # the key order of the JSON: small things first, histograms last
     ordered = {k: result[k] for k in ("format", "created", "source", "data", "samples", "batches", "accuracy",
                                       "summary", "layers", "energy", "plots", "hist_spec", "histograms")}

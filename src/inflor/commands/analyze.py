@@ -116,7 +116,7 @@ def run(args) -> int:
         result = analyze(model, loader, out, layers=args.layers, max_batches=args.batches, hist_layers=hist,
                          device=args.device, constants=constants, source=source, data=data_desc,
                          config_text=config_text, metrics=metrics, progress=not args.quiet and sys.stderr.isatty(),
-                         hist_range=args.hist_range, hist_bins=args.hist_bins)
+                         hist_range=args.hist_range, hist_bins=args.hist_bins, run_dir=run_dir)
     except RuntimeError as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise AnalysisError(f"the model of {ckpt_path} cannot run on dataset {data_desc['name']!r} "
