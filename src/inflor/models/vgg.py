@@ -1,0 +1,81 @@
+"""Spiking VGG-16 for CIFAR: the group-code version and Diet-SNN's.
+
+==============  ========================================================================
+``vgg16``       group code ``vgg16_bn`` (InfLoR Tables 2/4, IM-Loss "VGG-16" rows): torchvision
+                config D with AvgPool2d(2) for MaxPool, conv3×3 bias=True → norm → neuron,
+                five pools (32→1), global avgpool → FC 512→K. 13 conv + 1 FC.
+``vgg16_diet``  Diet-SNN (compare at equal depth): 13 conv (no bias) with four pools (map 2×2),
+                dropout 0.2 after every conv not followed by a pool, flatten 2048 →
+                FC 4096 → neuron → dropout → FC 4096 → neuron → dropout → FC K (no biases).
+                No BN by default; with a norm every conv and hidden FC gets one.
+==============  ========================================================================
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import SpikingModel
+from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool
+from .registry import register_model
+from .resnet import _positive_size
+
+CFG_D = [64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A", 512, 512, 512, "A"]
+
+
+class SpikingVGG(SpikingModel):
+    """A spiking VGG: ``cfg`` lists conv widths and ``"A"`` (AvgPool 2); see the module table."""
+
+    def __init__(self, num_classes: int, *, cfg, conv_bias: bool, dropout: float = 0.0,
+                 classifier: str = "avgpool", hidden: tuple = (), input_size: int | None = None,
+                 fc_bias: bool = True, **common):
+        super().__init__(num_classes, **common)
+        layers, c, size = [], self.in_channels, input_size
+        for i, v in enumerate(cfg):
+            if v == "A":
+                layers.append(avgpool(2))
+                size = None if size is None else size // 2
+                continue
+            layers.append(ConvUnit(self, c, v, 3, 1, bias=conv_bias))
+            if dropout > 0 and (i + 1 == len(cfg) or cfg[i + 1] != "A"):
+                layers.append(TemporalDropout(dropout))
+            c = v
+        self.features = nn.Sequential(*layers)
+        if classifier == "avgpool":
+            self.pool, f = GlobalAvgPool(), c
+        else:
+            self.input_size = input_size
+            self.pool, f = nn.Flatten(2), c * size * size
+        head = []
+        for width in hidden:
+            head.append(LinearUnit(self, f, width, bias=fc_bias))
+            if dropout > 0:
+                head.append(TemporalDropout(dropout))
+            f = width
+        self.classifier = nn.Sequential(*head)
+        self.fc = nn.Linear(f, num_classes, bias=fc_bias)
+        self.init_weights()
+
+    def forward_multistep(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.classifier(self.pool(self.features(x))))
+
+
+@register_model
+def vgg16(num_classes: int = 10, **options) -> SpikingVGG:
+    """VGG-16 as in the group code (``vgg16_bn``): config D with AvgPool, conv bias=True, norm →
+    neuron after every conv, global avgpool → FC 512→K (13 conv + 1 FC)."""
+    return SpikingVGG(num_classes, cfg=CFG_D, conv_bias=True, **options)
+
+
+@register_model(norm="none")
+def vgg16_diet(num_classes: int = 10, *, input_size: int = 32, dropout: float = 0.2,
+               **options) -> SpikingVGG:
+    """VGG-16 of Diet-SNN (Rathi & Roy): 13 conv without bias and four AvgPools (32×32 → 2×2),
+    dropout after each conv not followed by a pool, flatten 512·(input/16)² → FC 4096 → neuron →
+    dropout → FC 4096 → neuron → dropout → FC K; no biases, no BN by default (``norm="none"``).
+    Dropout masks are shared over the T steps, as in Diet-SNN. Learnable thresholds/leaks and the
+    membrane-accumulating output of Diet-SNN are not reproduced (the output is the per-step logits)."""
+    input_size = _positive_size(input_size)
+    return SpikingVGG(num_classes, cfg=CFG_D[:-1], conv_bias=False, dropout=dropout,
+                      classifier="flatten", hidden=(4096, 4096), input_size=input_size,
+                      fc_bias=False, **options)
