@@ -118,7 +118,7 @@ def _batches(loader: Iterable, max_batches: int | None):
 def run_probe(model: nn.Module, loader: Iterable, layers: Sequence[str] | None = None,
               max_batches: int | None = None, device: str | torch.device = "cpu",
               count_ops: bool = True, progress: bool = False, hist_range=HIST_RANGE,
-              hist_bins: int = HIST_BINS) -> dict:
+              hist_bins: int = HIST_BINS, mpd_options: dict | None = None) -> dict:
     """Run ``model`` (in eval mode) over ``loader`` batches ``(x, y)`` and measure its spiking
     layers (and, with ``count_ops``, the MACs and input rates of its conv/linear layers).
 
@@ -167,5 +167,5 @@ def run_probe(model: nn.Module, loader: Iterable, layers: Sequence[str] | None =
         raise ValueError("the data loader yielded no batches")
     return {"samples": samples, "batches": batches,
             "accuracy": correct / samples if labelled else None,
-            "layers": probe.summary(), "histograms": probe.histograms(), "hist_spec": probe.hist_spec,
+            "layers": probe.summary(mpd_options), "histograms": probe.histograms(), "hist_spec": probe.hist_spec,
             "layer_info": probe.layer_info(), "ops": counter}

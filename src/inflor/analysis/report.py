@@ -51,15 +51,17 @@ def _summary(layers: Mapping[str, Mapping]) -> dict:
 
 def measure(model: nn.Module, loader: Iterable, layers: Sequence[str] | None = None,
             max_batches: int | None = None, device="cpu", constants: EnergyConstants | None = None,
-            progress: bool = False, hist_range=None, hist_bins: int | None = None) -> dict:
-    """The numbers of ``analysis.json`` (without plots or source information)."""
+            progress: bool = False, hist_range=None, hist_bins: int | None = None,
+            mpd_options: Mapping | None = None) -> dict:
+    """The numbers of ``analysis.json`` (without plots or source information). ``mpd_options``:
+    ``k_d``, ``k_s``, ``k_m`` of the MPD terms (default: RecDis's 1, 0.25, 1.25)."""
     kw = {}
     if hist_range is not None:
         kw["hist_range"] = tuple(hist_range)
     if hist_bins is not None:
         kw["hist_bins"] = int(hist_bins)
     res = run_probe(model, loader, layers=layers, max_batches=max_batches, device=device,
-                    progress=progress, **kw)
+                    progress=progress, mpd_options=mpd_options, **kw)
     layer_stats = res["layers"]
     for name, info in res["layer_info"].items():
         if name in layer_stats:
@@ -192,12 +194,14 @@ def analyze(model: nn.Module, loader: Iterable, out_dir, layers: Sequence[str] |
             max_batches: int | None = None, hist_layers: Sequence[str] | None = None, device="cpu",
             constants: EnergyConstants | None = None, source: Mapping | None = None,
             data: Mapping | None = None, config_text: str | None = None, metrics: Mapping | None = None,
-            progress: bool = False, hist_range=None, hist_bins: int | None = None, run_dir=None) -> dict:
+            progress: bool = False, hist_range=None, hist_bins: int | None = None, run_dir=None,
+            mpd_options: Mapping | None = None) -> dict:
     """Measure, plot and report; returns the analysis dict (also written to ``analysis.json``).
     With ``run_dir``, the run's training-time snapshots (if any) are drawn into the report too."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = measure(model, loader, layers, max_batches, device, constants, progress, hist_range, hist_bins)
+    result = measure(model, loader, layers, max_batches, device, constants, progress, hist_range, hist_bins,
+                     mpd_options)
     result["source"] = dict(source or {})
     result["data"] = dict(data or {})
     result["plots"] = make_plots(result, out, hist_layers)

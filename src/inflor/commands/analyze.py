@@ -97,6 +97,12 @@ def run(args) -> int:
     except ValueError as e:
         raise AnalysisError(str(e)) from None
     config = ckpt.get("config") or {}
+    try:
+        model.to(args.device)
+    except (RuntimeError, AssertionError) as e:
+        raise AnalysisError(f"cannot use device {args.device!r}: {e}") from None
+    mpd_cfg = (config.get("loss") or {}).get("mpd") or {}
+    mpd_options = {k: float(mpd_cfg[k]) for k in ("k_d", "k_s", "k_m") if mpd_cfg.get(k) is not None}
     loader, data_desc = build_test_loader(config, args.data, args.data_root, args.batch_size, args.split)
     if args.out:
         out = Path(args.out)
@@ -116,7 +122,8 @@ def run(args) -> int:
         result = analyze(model, loader, out, layers=args.layers, max_batches=args.batches, hist_layers=hist,
                          device=args.device, constants=constants, source=source, data=data_desc,
                          config_text=config_text, metrics=metrics, progress=not args.quiet and sys.stderr.isatty(),
-                         hist_range=args.hist_range, hist_bins=args.hist_bins, run_dir=run_dir)
+                         hist_range=args.hist_range, hist_bins=args.hist_bins, run_dir=run_dir,
+                         mpd_options=mpd_options)
     except RuntimeError as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise AnalysisError(f"the model of {ckpt_path} cannot run on dataset {data_desc['name']!r} "
