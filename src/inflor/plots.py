@@ -170,7 +170,7 @@ def plot_energy(energy: Mapping, path) -> Path:
     tot = energy["total"]
     ax.set_title(f"Operations per layer — energy SNN {tot['snn_energy_pj'] / 1e6:.3g} µJ vs "
                  f"ANN {tot['ann_energy_pj'] / 1e6:.3g} µJ", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="best")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -226,7 +226,8 @@ def plot_metrics(metrics: Mapping[str, list], path, title: str = "Training curve
     xs_key = next((k for k in ("epoch", "step") if k in metrics), None)
     n = len(next(iter(metrics.values()), []))
     xs = metrics[xs_key] if xs_key else list(range(n))
-    numeric = [k for k, v in metrics.items() if k != xs_key and _numeric(v)]
+    numeric = [k for k, v in metrics.items() if k != xs_key and _numeric(v)
+               and any(not math.isnan(x) and x != 0 for x in v)]      # all-zero columns (losses off) left out
     acc = [k for k in numeric if "acc" in k.lower()]
     loss = [k for k in numeric if "loss" in k.lower()]
     other = [k for k in numeric if k not in acc and k not in loss and "time" not in k.lower()
