@@ -2,7 +2,9 @@
 that IM-Loss Fig. 2 (layer-wise spike rates at epoch 0 / 1 / end) and RecDis Fig. 2 (a layer's
 membrane distribution across training) come out of a normal run.
 
-For the trainer (call on the main process only, with the bare model, not a DDP wrapper)::
+``inflor train ... train.snapshots=0,1,last`` (config keys ``train.snapshots`` and
+``train.snapshot_batches``) does it: the trainer adds a ``SnapshotCallback``. By hand (on the main
+process only, with the bare model, not a DDP wrapper)::
 
     from inflor.analysis.snapshot import snapshot, snapshot_epochs
     wanted = snapshot_epochs("0,1,last", num_epochs)          # {0, 1, num_epochs}
@@ -35,9 +37,10 @@ SNAPSHOT_DIR = "snapshots"
 FORMAT = "inflor-snapshot-v1"
 
 
-def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int) -> set[int]:
+def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int, strict: bool = True) -> set[int]:
     """Parse ``"0,1,last"`` (also ``"all"``, ``"none"``, ``"every:10"``) into epoch counts in
-    ``0 .. num_epochs`` (0 = before training, e = after e finished epochs)."""
+    ``0 .. num_epochs`` (0 = before training, e = after e finished epochs). An epoch outside that
+    range raises ``ValueError``, or is left out when ``strict`` is False."""
     if spec is None:
         return set()
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -63,6 +66,8 @@ def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int) -> set[
                 raise ValueError(f"bad snapshot epoch {item!r}: use integers, 'last', 'all', 'none' "
                                  f"or 'every:N', comma separated") from None
             if not 0 <= e <= num_epochs:
+                if not strict:
+                    continue
                 raise ValueError(f"snapshot epoch {e} is outside 0..{num_epochs}")
             out.add(e)
     return out
@@ -111,6 +116,15 @@ def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batche
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def check_spec(spec) -> str | None:
+    """Validate the format of an epoch spec (for config checks); returns it as a string."""
+    if spec is None:
+        return None
+    spec = str(spec)
+    snapshot_epochs(spec, 10 ** 9)
+    return spec
 
 
 def load_snapshots(run_dir) -> list[dict]:
@@ -184,7 +198,7 @@ class SnapshotCallback:
         self.written: list[Path] = []
 
     def _wanted(self, trainer) -> set[int]:
-        return snapshot_epochs(self.spec, trainer.cfg["train"]["epochs"])
+        return snapshot_epochs(self.spec, trainer.cfg["train"]["epochs"], strict=False)
 
     def _take(self, trainer, epoch: int) -> None:
         if getattr(trainer, "dist", None) is not None and not trainer.dist.is_main:
@@ -203,16 +217,12 @@ class SnapshotCallback:
 
 def train_with_snapshots(cfg: dict, out_dir, epochs: "str | Sequence[int]" = "0,1,last",
                          max_batches: int | None = 10, resume: bool = False, log=None) -> dict:
-    """``inflor.train.trainer.run_training`` with snapshots at ``epochs``; returns the summary."""
-    from ..train.distributed import cleanup
-    from ..train.trainer import Trainer
+    """``inflor.train.trainer.run_training`` with ``train.snapshots`` set; returns the summary."""
+    import copy
 
-    cb = SnapshotCallback(epochs, max_batches)
-    snapshot_epochs(epochs, cfg["train"]["epochs"])       # fail early on a bad spec
-    tr = Trainer(cfg, out_dir, resume=resume, callbacks=[cb], log=log)
-    try:
-        tr.setup()
-        cb.before_training(tr)
-        return tr.fit()
-    finally:
-        cleanup()
+    from ..train.trainer import run_training
+
+    cfg = copy.deepcopy(cfg)
+    cfg["train"]["snapshots"] = check_spec(",".join(map(str, epochs)) if not isinstance(epochs, str) else epochs)
+    cfg["train"]["snapshot_batches"] = max_batches or 10 ** 9
+    return run_training(cfg, out_dir, resume=resume, log=log)

@@ -29,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="retrain seeds whose run already completed "
                                                         "(their folders must be removed first)")
     p.add_argument("--snapshots", default=None, metavar="EPOCHS",
-                   help="also take training-time snapshots, e.g. '0,1,last' (see inflor plot snapshots)")
+                   help="take training-time snapshots, e.g. '0,1,last' (same as train.snapshots=...)")
     p.add_argument("--snapshot-batches", type=int, default=10, metavar="N", help="test batches per snapshot")
     p.set_defaults(func=run)
     return p
@@ -80,12 +80,11 @@ def run(args) -> int:
             if resume and args.force:
                 raise AnalysisError(f"--force: remove {run_dir} first")
             print(f"[{i + 1}/{args.seeds}] seed {seed} -> {run_dir}" + (" (resuming)" if resume else ""), flush=True)
+            if args.snapshots:
+                set_key(cfg, "train.snapshots", args.snapshots)
+                set_key(cfg, "train.snapshot_batches", args.snapshot_batches)
             try:
-                if args.snapshots:
-                    from ..analysis.snapshot import train_with_snapshots
-                    train_with_snapshots(cfg, run_dir, args.snapshots, args.snapshot_batches, resume=resume)
-                else:
-                    run_training(cfg, run_dir, resume=resume)
+                run_training(cfg, run_dir, resume=resume)
             except RunError as e:
                 print(f"{PROG}: seed {seed} failed: {e}", flush=True)
         try:

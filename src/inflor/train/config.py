@@ -166,6 +166,19 @@ def _amp(key, v):
 _amp.doc = "true | false"
 
 
+def _snapshots(key, v):
+    from inflor.analysis.snapshot import check_spec
+    if isinstance(v, (list, tuple)):
+        v = ",".join(str(x) for x in v)
+    try:
+        return check_spec(v)
+    except ValueError as e:
+        raise ConfigError(f"'{key}': {e}") from None
+
+
+_snapshots.doc = "epoch list such as '0,1,last', 'every:N', 'all' or null"
+
+
 def _table(key, v):
     if v is None or isinstance(v, (int, str)) and not isinstance(v, bool):
         return v
@@ -251,6 +264,9 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "train.progress": ("auto", _choice("auto", "bar", "plain", "none"),
                        "auto: a bar on a terminal, one line per epoch otherwise (or when CI=true)"),
     "train.tensorboard": (True, _boolean, "write TensorBoard events to OUT/tb"),
+    "train.snapshots": (None, _snapshots, "record per-layer membrane statistics into OUT/snapshots at these "
+                                          "epochs (0 = before training), e.g. '0,1,last'; docs/analysis.md"),
+    "train.snapshot_batches": (10, _integer(1), "test batches per snapshot"),
 
     "paper.name": (None, _string(), "paper the recipe reproduces"),
     "paper.table": (None, _table, "table number"),
@@ -263,7 +279,7 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
 #: Keys that do not change what a run computes; on --resume they may differ from the saved run.
 RUNTIME_KEYS = ("data.root", "data.workers", "data.test_batch_size", "train.device", "train.log_every",
                 "train.progress", "train.tensorboard", "train.stop_after_epochs", "train.eval_every",
-                "train.save_every", "paper.notes", "description")
+                "train.save_every", "train.snapshots", "train.snapshot_batches", "paper.notes", "description")
 
 
 def _sections() -> dict[str, list[str]]:

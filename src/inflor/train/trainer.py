@@ -621,6 +621,11 @@ class Trainer:
         self.status = "running"
         stop_after = t["stop_after_epochs"]
         esgs = esg_modules(self.model)
+        if t["snapshots"]:   # per-layer statistics at chosen epochs (inflor.analysis.snapshot)
+            from inflor.analysis.snapshot import SnapshotCallback
+            snap = SnapshotCallback(t["snapshots"], t["snapshot_batches"])
+            snap.before_training(self)
+            self.callbacks.insert(0, snap)
         epoch = self.start_epoch
         try:
             for epoch in range(self.start_epoch, epochs):
