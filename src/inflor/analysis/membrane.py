@@ -80,7 +80,8 @@ def window_bounds(surrogate, v_threshold: float = 0.5, mpr: Callable | None = No
 
 
 class Histogram:
-    """Fixed-bin counts on ``[lo, hi)`` plus the counts below ``lo`` and at/above ``hi``."""
+    """Fixed-bin counts on ``[lo, hi)`` plus the counts below ``lo`` and at/above ``hi``; NaN
+    values count as above."""
 
     def __init__(self, lo: float = HIST_RANGE[0], hi: float = HIST_RANGE[1], bins: int = HIST_BINS):
         if not hi > lo or bins < 1:
@@ -89,6 +90,7 @@ class Histogram:
         self.counts = torch.zeros(self.bins, dtype=torch.int64)
         self.below = 0
         self.above = 0
+        self._edges: torch.Tensor | None = None
 
     @property
     def width(self) -> float:
@@ -98,7 +100,11 @@ class Histogram:
         return [self.lo + i * self.width for i in range(self.bins + 1)]
 
     def update(self, u: torch.Tensor) -> None:
-        idx = torch.floor((u.detach().reshape(-1).double() - self.lo) / self.width).long()
+        """Count ``u``: bin i holds edges[i] <= u < edges[i+1] (the edges of ``edges()``)."""
+        u = u.detach().reshape(-1).double()
+        if self._edges is None or self._edges.device != u.device:
+            self._edges = torch.tensor(self.edges(), dtype=torch.float64, device=u.device)
+        idx = torch.bucketize(u, self._edges, right=True) - 1
         below = idx < 0
         above = idx >= self.bins
         self.below += int(below.sum())
