@@ -224,5 +224,5 @@ def train_with_snapshots(cfg: dict, out_dir, epochs: "str | Sequence[int]" = "0,
 
     cfg = copy.deepcopy(cfg)
     cfg["train"]["snapshots"] = check_spec(",".join(map(str, epochs)) if not isinstance(epochs, str) else epochs)
-    cfg["train"]["snapshot_batches"] = max_batches or 10 ** 9
+    cfg["train"]["snapshot_batches"] = max_batches
     return run_training(cfg, out_dir, resume=resume, log=log)

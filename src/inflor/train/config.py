@@ -266,7 +266,7 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "train.tensorboard": (True, _boolean, "write TensorBoard events to OUT/tb"),
     "train.snapshots": (None, _snapshots, "record per-layer membrane statistics into OUT/snapshots at these "
                                           "epochs (0 = before training), e.g. '0,1,last'; docs/analysis.md"),
-    "train.snapshot_batches": (10, _integer(1), "test batches per snapshot"),
+    "train.snapshot_batches": (10, _integer(1, optional=True), "test batches per snapshot (null: the whole test set)"),
 
     "paper.name": (None, _string(), "paper the recipe reproduces"),
     "paper.table": (None, _table, "table number"),
@@ -432,9 +432,11 @@ def _check_override_key(key: str) -> None:
     parts = key.split(".")
     for i in range(1, len(parts) + 1):
         prefix = ".".join(parts[:i])
-        if prefix not in SCHEMA and prefix not in SECTIONS:
+        if prefix in SCHEMA:
+            raise ConfigError(f"unknown key '{key}': '{prefix}' is a value and takes no sub-keys")
+        if prefix not in SECTIONS:
             raise _unknown_key_error(".".join(parts[:i - 1]), parts[i - 1])
-    raise ConfigError(f"unknown key '{key}': '{'.'.join(parts[:-1])}' takes no sub-keys")
+    raise ConfigError(f"unknown key '{key}'")  # pragma: no cover
 
 
 def apply_overrides(cfg: dict, overrides: list[tuple[str, Any]]) -> dict:
