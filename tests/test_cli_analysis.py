@@ -23,15 +23,16 @@ TRAIN_OVERRIDES = ["train.epochs=1", "train.max_steps_per_epoch=2", "train.tenso
                    "data.batch_size=32"]
 
 
-def write_run(root: Path, neuron: str, name="ckrun", seed=0) -> Path:
+def write_run(root: Path, neuron: str, name="ckrun", seed=0, **options) -> Path:
     """A run directory with a checkpoint written through the trainer's checkpoint API."""
     from inflor.models import create_model
     from inflor.train.checkpoint import FORMAT, save_checkpoint
 
     torch.manual_seed(seed)
-    model = create_model("tinyconv", neuron=neuron, **MODEL_OPTS)
+    opts = dict(MODEL_OPTS, **options)
+    model = create_model("tinyconv", neuron=neuron, **opts)
     run = root / name
-    cfg = {"name": name, "model": {"name": "tinyconv", "options": dict(MODEL_OPTS, neuron=neuron)},
+    cfg = {"name": name, "model": {"name": "tinyconv", "options": dict(opts, neuron=neuron)},
            "data": {"name": "digits", "batch_size": 16, "options": {}}}
     save_checkpoint({"format": FORMAT, "model_name": model.model_name, "model_options": model.model_options,
                      "model_state": model.state_dict(), "epoch": 1, "config": cfg,
@@ -157,7 +158,9 @@ def test_bad_inputs_have_clear_messages(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert "cannot read checkpoint" in _bad(capsys, "analyze", tmp_path / "junk.pt")
     # model and data that do not fit together
-    assert "cannot" in _bad(capsys, "analyze", run, "--data", "npz")
+    assert "cannot load dataset 'npz'" in _bad(capsys, "analyze", run, "--data", "npz")
+    rgb = write_run(tmp_path, "srif", name="rgb", in_channels=3)
+    assert "cannot run on dataset 'digits'" in _bad(capsys, "analyze", rgb, "--batches", 1)
     assert "must be >= 1" in _bad(capsys, "analyze", run, "--batches", 0)
     assert "needs a run directory" in _bad(capsys, "plot", "snapshots")
     assert "has no snapshots" in _bad(capsys, "plot", "snapshots", run)

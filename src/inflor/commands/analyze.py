@@ -64,6 +64,26 @@ def _print_summary(result: dict, out: Path) -> None:
     print(f"wrote {out / 'analysis.json'} and {out / 'report.html'}")
 
 
+def _check_fits(model, loader, device, ckpt_path, data_name) -> None:
+    """One forward pass on two samples of the first batch: a model that rejects the data's shape
+    becomes a clear message instead of a traceback from deep inside the analysis."""
+    import torch
+
+    from ..analysis.runs import AnalysisError
+
+    batch = next(iter(loader), None)
+    if batch is None:
+        raise AnalysisError(f"dataset {data_name!r} has no samples in this split")
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    try:
+        with torch.no_grad():
+            model.eval()(x[:2].to(device))
+    except (RuntimeError, ValueError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise AnalysisError(f"the model of {ckpt_path} cannot run on dataset {data_name!r} "
+                            f"({first[:300]}); pass the dataset it was trained on with --data") from None
+
+
 @report_errors(PROG)
 def run(args) -> int:
     from ..analysis.report import analyze
@@ -118,16 +138,12 @@ def run(args) -> int:
         import yaml
         config_text = yaml.safe_dump(config, sort_keys=False)
     metrics = read_metrics(run_dir) if run_dir is not None else None
-    try:
-        result = analyze(model, loader, out, layers=args.layers, max_batches=args.batches, hist_layers=hist,
-                         device=args.device, constants=constants, source=source, data=data_desc,
-                         config_text=config_text, metrics=metrics, progress=not args.quiet and sys.stderr.isatty(),
-                         hist_range=args.hist_range, hist_bins=args.hist_bins, run_dir=run_dir,
-                         mpd_options=mpd_options)
-    except RuntimeError as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise AnalysisError(f"the model of {ckpt_path} cannot run on dataset {data_desc['name']!r} "
-                            f"({first[:300]}); pass the dataset it was trained on with --data") from None
+    _check_fits(model, loader, args.device, ckpt_path, data_desc["name"])
+    result = analyze(model, loader, out, layers=args.layers, max_batches=args.batches, hist_layers=hist,
+                     device=args.device, constants=constants, source=source, data=data_desc,
+                     config_text=config_text, metrics=metrics, progress=not args.quiet and sys.stderr.isatty(),
+                     hist_range=args.hist_range, hist_bins=args.hist_bins, run_dir=run_dir,
+                     mpd_options=mpd_options)
     if not args.quiet:
         _print_summary(result, out)
     return 0
