@@ -184,7 +184,8 @@ def write_html_report(result: dict, out_dir, config_text: str | None = None) -> 
             parts.append(f"<img src='{html.escape(p['energy'])}' alt='operations per layer'>")
     if config_text:
         parts.append(f"<h2>Run configuration</h2><pre>{html.escape(config_text)}</pre>")
-    parts.append("<p class='note'>Numbers: analysis.json in this folder.</p></body></html>")
+    parts.append("<p class='note'>All numbers: <a href='analysis.json'>analysis.json</a>; their meaning: "
+                 "docs/analysis.md.</p></body></html>")
     path = out / "report.html"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -56,6 +56,9 @@ def run_record(run_dir, label: str | None = None) -> dict:
         raise AnalysisError(f"{d} is not a run directory (it does not exist or is a file)")
     summary = read_summary(d)
     metrics = read_metrics(d)
+    if not summary and not metrics and (d / "repeat.json").is_file():
+        raise AnalysisError(f"{d} is an 'inflor repeat' folder (its table is {d / 'repeat.md'}); compare its "
+                            f"runs with: inflor compare {d}/seed*")
     if not summary and not metrics:
         raise AnalysisError(f"{d} has neither summary.json nor metrics.csv: not a run directory made by "
                             f"'inflor train', or the run has not finished an epoch")
