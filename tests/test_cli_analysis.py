@@ -239,3 +239,16 @@ def test_compare(repeated, tmp_path, capsys):
     assert [r["label"] for r in recs] == ["a", "b"] and all(r["epochs_done"] == 1 for r in recs)
     t = check_png(tmp_path / "compare.png")
     assert t["axes"][0]["legend"] == ["a", "b"] and t["axes"][0]["ylabel"] == "test accuracy (%)"
+
+
+def test_snapshots_do_not_change_training(repeated, tmp_path):
+    """The same seed without snapshots trains to exactly the same numbers."""
+    from inflor.analysis.runs import read_metrics
+    from inflor.train.config import load_config
+    from inflor.train.trainer import run_training
+
+    cfg = load_config(None, ["model.options.neuron=inflor", "train.seed=3", *TRAIN_OVERRIDES])
+    run_training(cfg, tmp_path / "plain", log=lambda s: None)
+    with_snaps, plain = read_metrics(repeated / "seed3"), read_metrics(tmp_path / "plain")
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "spike_rate"):
+        assert with_snaps[key] == plain[key], key
