@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .functional import NeuronConfig, check_multistep, neuron_reference
+from .fused import auto_neuron, fused_neuron
 from .mpr import resolve_mpr
 from .stats import MembraneStats
 from .surrogate import Surrogate, make_surrogate
@@ -31,7 +32,7 @@ ROLES = ("standalone", "block_output", "block_inner")
 
 #: name -> callable(x, cfg, surrogate, mpr, record_stats) -> (spikes, stats); faster backends
 #: register themselves here and are tested against "reference".
-BACKENDS: dict[str, Callable] = {"reference": neuron_reference}
+BACKENDS: dict[str, Callable] = {"reference": neuron_reference, "fused": fused_neuron}
 
 
 class BaseNode(nn.Module):
@@ -86,7 +87,7 @@ class BaseNode(nn.Module):
     def _backend_fn(self) -> Callable:
         if self.backend != "auto":
             return BACKENDS[self.backend]
-        return BACKENDS.get("fused", neuron_reference)
+        return auto_neuron   # the fused kernels where worthwhile, else the reference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_multistep(x, type(self).__name__)

@@ -1,0 +1,562 @@
+"""Fused multi-step neuron backend: ``inflor.neuron.BACKENDS["fused"]``.
+
+Same contract and results as ``inflor.functional.neuron_reference`` (the readable
+specification), computed by two compiled kernels instead of a Python loop of small eager ops:
+
+* **forward**: one pass over time per element. It reads X[0..T-1] once, keeps U in a register,
+  and writes O[0..T-1] (plus, with ``record_stats``, per-element partial sums of H, H², sX and O
+  that are reduced to per-channel sums afterwards).
+* **backward**: one pass per element. It reads X again, *recomputes* H[0..T-1] forwards in
+  registers, then walks time backwards reading dL/dO[t] and writing dL/dX[t].
+
+Only the input X (in its own dtype, no copy) is saved for backward: no H, no spikes, no surrogate
+values. Recomputing H costs a few flops per element; storing it would cost a full tensor.
+Gradients of the statistics (Σ H, Σ H², Σ sX, Σ O) are folded into the same backward pass, so a
+loss on them needs no stored copy of H either.
+
+The kernels are plain PyTorch functions with the time loop unrolled (T is a compile-time
+constant; sizes are dynamic). ``torch.compile`` (inductor) turns each into one C++/OpenMP loop on
+CPU and one Triton kernel on GPU: one source for both. Everything that changes between calls or
+epochs is a runtime tensor input (V_th, λ, s, the reset, ``detach_reset``, surrogate width or
+sharpness — so ESG's K changes per epoch without recompiling — and MPR's k); only the structure
+is compiled in: the surrogate family, the MPR kind, ``record_stats`` and T. Long sequences run in
+chunks of at most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
+
+Surrogate families (g as a function of z = Ĥ - V_th)::
+
+    box       A·1[|z| < W]                       Rectangle
+    bell      A·e/(1+e)²·1[|z| < W], e = exp(-B|z|)   Tanh, ESG, Sigmoid, DSpike
+    triangle  A·max(W - |z|, 0)                  Triangle
+    atan      A/(1 + (B z)²)                     ATan
+
+(``(k/2)(1 - tanh²(kz)) = 2k·e/(1+e)²`` with B = 2k, and ``α σ(αz)(1 - σ(αz)) = α e/(1+e)²`` with
+B = α: one exp, no tanh, which is slow on CPU.)
+
+MPR: φ is strictly increasing, so the forward tests ``H ≥ φ⁻¹(V_th)`` (a scalar computed once)
+instead of evaluating φ per element; the backward evaluates φ and φ' where the gradient needs
+them. Spikes equal the reference's except, possibly, where φ(H) lies within a few ulps of V_th.
+
+Falls back to the reference, with one warning, for what it cannot fuse: a custom surrogate class
+or MPR callable, a surrogate in ``spiking=False`` mode, or a platform where compilation fails.
+Inside a user's own ``torch.compile`` region it also uses the reference, which that compile then
+fuses. ``INFLOR_FUSED=0`` in the environment makes ``backend="auto"`` use the reference.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import types
+import warnings
+import weakref
+from typing import Callable, NamedTuple
+
+import torch
+
+from .functional import NeuronConfig, check_multistep, neuron_reference
+from .mpr import MPR
+from .stats import MembraneStats
+from .surrogate import ATan, DSpike, ESG, Rectangle, Sigmoid, Surrogate, Tanh, Triangle
+
+__all__ = ["fused_neuron", "auto_neuron", "fusable", "MAX_UNROLL", "AUTO_MIN_NUMEL"]
+
+#: devices with an inductor code generator (others, e.g. "meta" for shape inference, use the
+#: reference)
+_DEVICES = ("cpu", "cuda", "xpu")
+#: the longest time loop compiled as one kernel; longer sequences run in chunks of this length
+MAX_UNROLL = 16
+#: ``backend="auto"`` uses the fused path from this many elements on (smaller inputs, e.g. in
+#: unit tests, are not worth a compile)
+AUTO_MIN_NUMEL = 1 << 15
+
+# ----------------------------------------------------------------------------------------------
+# What can be fused: surrogate families and MPR kinds, with their runtime parameters
+# ----------------------------------------------------------------------------------------------
+# parameter vector p (compute dtype, on the input's device):
+P_VTH, P_LAM, P_S, P_C, P_D, P_DR, P_A, P_B, P_W, P_THR, P_MK, P_MD = range(12)
+N_PARAMS = 12
+
+
+_FAMILIES = {Rectangle: "box", Tanh: "bell", ESG: "bell", Sigmoid: "bell", DSpike: "bell",
+             Triangle: "triangle", ATan: "atan"}
+
+
+def _surrogate_family(s) -> str | None:
+    """The fused family of a known surrogate, None for anything else (exact types only: a
+    subclass may redefine ``grad``; ``spiking=False`` runs the smooth primitive)."""
+    if not isinstance(s, Surrogate) or not s.spiking:
+        return None
+    return _FAMILIES.get(type(s))
+
+
+def _surrogate_values(s: Surrogate) -> tuple[float, float, float]:
+    """(A, B, W) of the family formula for surrogate ``s`` (reads its buffers)."""
+    t = type(s)
+    if t is Rectangle:
+        w = float(s.width)
+        return 1.0 / w, 0.0, w / 2.0
+    if t in (Tanh, ESG):
+        k = float(s.k_value)
+        return 2.0 * k, 2.0 * k, math.inf
+    if t is Sigmoid:
+        a = float(s.alpha)
+        return a, a, math.inf
+    if t is DSpike:
+        k = float(s.k_value)
+        return 2.0 * k / math.tanh(k / 2.0), 2.0 * k, 0.5
+    if t is Triangle:
+        g = float(s.gamma)
+        return 1.0 / (g * g), 0.0, g
+    if t is ATan:
+        a = float(s.alpha)
+        return a / 2.0, math.pi / 2.0 * a, 0.0
+    raise AssertionError(t)
+
+
+def _mpr_spec(mpr) -> tuple[str, float] | None:
+    if mpr is None:
+        return "none", 0.0
+    if type(mpr) is MPR and mpr.kind in ("inflor", "tanh"):
+        return mpr.kind, float(mpr.k)
+    return None
+
+
+def _mpr_threshold(kind: str, k: float, vth: float) -> float:
+    """φ⁻¹(V_th): the forward fires where H ≥ this (φ is strictly increasing)."""
+    if kind == "none":
+        return vth
+    d = 2.0 * math.tanh(k / 2.0)
+
+    def mid_inverse(v):  # inverse of tanh(k(u-½))/d + ½
+        y = d * (v - 0.5)
+        if y >= 1.0:
+            return math.inf
+        if y <= -1.0:
+            return -math.inf
+        return 0.5 + math.atanh(y) / k
+
+    if kind == "tanh":
+        return mid_inverse(vth)
+    # inflor: 1-(1-u)^(1/3) for u<0, the tanh form on [0,1], u^(1/3) for u>1
+    if vth < 0.0:
+        return 1.0 - (1.0 - vth) ** 3
+    if vth > 1.0:
+        return vth ** 3
+    return min(max(mid_inverse(vth), 0.0), 1.0)
+
+
+def fusable(cfg: NeuronConfig, surrogate, mpr) -> bool:
+    """Whether this neuron runs on the fused kernels (else the fused backend uses the reference)."""
+    return _surrogate_family(surrogate) is not None and _mpr_spec(mpr) is not None
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernel source: pure PyTorch, compiled by torch.compile. T and the structure are closure
+# constants; everything numeric comes in through the parameter vector p.
+# ----------------------------------------------------------------------------------------------
+class Spec(NamedTuple):
+    T: int            # steps in this kernel (unrolled)
+    family: str       # surrogate family
+    mpr: str          # "none" | "tanh" | "inflor"
+    stats: bool       # per-element partial sums out / statistics gradients in
+    state: bool       # U in and out (chunks of a longer sequence)
+
+
+class _SurrogateParams(NamedTuple):
+    A: torch.Tensor
+    B: torch.Tensor
+    W: torch.Tensor
+
+
+def _surrogate_grad(z, q: _SurrogateParams, family: str):
+    az = z.abs()
+    if family == "box":
+        return (az < q.W).to(z.dtype) * q.A
+    if family == "bell":
+        e = torch.exp(-q.B * az)
+        one_e = 1.0 + e
+        return q.A * e / (one_e * one_e) * (az < q.W).to(z.dtype)
+    if family == "triangle":
+        return (q.W - az).clamp(min=0.0) * q.A
+    if family == "atan":
+        v = q.B * z
+        return q.A / (1.0 + v * v)
+    raise AssertionError(family)
+
+
+def _tanh_form(u, m):
+    """(φ, φ') of the AAAI form tanh(k(u-½))/d + ½ with (k, d) = m, d = 2·tanh(k/2);
+    tanh from one exp (accurate to a few ulps, and far faster than tanh on CPU)."""
+    k, d = m
+    y = k * (u - 0.5)
+    e = torch.exp(-2.0 * y.abs())
+    one_e = 1.0 + e
+    th = (1.0 - e) / one_e
+    th = torch.where(y < 0, -th, th)
+    phi = th / d + 0.5
+    dphi = k * (4.0 * e / (one_e * one_e)) / d
+    return phi, dphi
+
+
+def _phi_and_grad(h, m, mpr: str):
+    if mpr == "tanh":
+        return _tanh_form(h, m)
+    # inflor: a cube root on both sides, the tanh form in the middle
+    phi_mid, dphi_mid = _tanh_form(h.clamp(0.0, 1.0), m)
+    neg = h < 0
+    b = torch.where(neg, 1.0 - h, h.clamp(min=1.0))          # ≥ 1
+    r = torch.exp(torch.log(b) * (1.0 / 3.0))                # b^(1/3)
+    phi_side = torch.where(neg, 1.0 - r, r)
+    dphi_side = r / (3.0 * b)                                # (1/3)·b^(-2/3)
+    side = neg | (h > 1.0)
+    return torch.where(side, phi_side, phi_mid), torch.where(side, dphi_side, dphi_mid)
+
+
+def _make_forward(spec: Spec) -> Callable:
+    """The forward kernel does not depend on the surrogate or the MPR (the threshold p[P_THR] is
+    φ⁻¹(V_th), or V_th itself without MPR), so all variants share it."""
+    T, stats, state = spec.T, spec.stats, spec.state
+
+    def forward_kernel(x, p, u0):
+        cdt = p.dtype
+        s, lam, thr, c, d = p[P_S], p[P_LAM], p[P_THR], p[P_C], p[P_D]
+        u = u0 if state else None
+        outs = []
+        hs = hq = xs = os_ = None
+        for t in range(T):
+            xt = x[t].to(cdt) * s
+            h = xt if u is None else lam * u + xt
+            o = (h - thr >= 0).to(cdt)
+            u = h * (1.0 - c * o) + d * o
+            outs.append(o.to(x.dtype))
+            if stats:
+                hs = h if hs is None else hs + h
+                hq = h * h if hq is None else hq + h * h
+                xs = xt if xs is None else xs + xt
+                os_ = o if os_ is None else os_ + o
+        res = (torch.stack(outs),)
+        if state:
+            res = res + (u,)
+        if stats:
+            res = res + (hs, hq, xs, os_)
+        return res
+
+    return forward_kernel
+
+
+def _make_backward(spec: Spec) -> Callable:
+    T, family, mpr, stats, state = spec
+
+    def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos):
+        cdt = p.dtype
+        s, lam, vth, thr = p[P_S], p[P_LAM], p[P_VTH], p[P_THR]
+        c, d, dr = p[P_C], p[P_D], p[P_DR]
+        q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
+        m = (p[P_MK], p[P_MD])
+        u = u0 if state else None
+        hs, os_ = [], []
+        for t in range(T):                      # recompute H forwards (registers, not memory)
+            xt = x[t].to(cdt) * s
+            h = xt if u is None else lam * u + xt
+            o = (h - thr >= 0).to(cdt)
+            u = h * (1.0 - c * o) + d * o
+            hs.append(h)
+            os_.append(o)
+        gx = [None] * T
+        gu = gu_in if state else None
+        for t in reversed(range(T)):            # then walk time backwards
+            h, o = hs[t], os_[t]
+            if mpr == "none":
+                sg = _surrogate_grad(h - vth, q, family)
+            else:
+                phi, dphi = _phi_and_grad(h, m, mpr)
+                sg = _surrogate_grad(phi - vth, q, family) * dphi
+            go = gout[t].to(cdt)
+            if stats:
+                go = go + gos
+            gh = go * sg
+            if gu is not None:
+                # dU/dH = 1 - c·O, dU/dO = d - c·H (zeroed by detach_reset through p[P_DR])
+                gh = gh + gu * ((1.0 - c * o) + dr * (d - c * h) * sg)
+            if stats:
+                gh = gh + g1 + 2.0 * g2 * h
+                gx[t] = (s * (gh + gxs)).to(x.dtype)
+            else:
+                gx[t] = (s * gh).to(x.dtype)
+            gu = lam * gh
+        res = (torch.stack(gx),)
+        if state:
+            res = res + (gu,)
+        return res
+
+    return backward_kernel
+
+
+# ----------------------------------------------------------------------------------------------
+# Compilation cache and fallback
+# ----------------------------------------------------------------------------------------------
+_KERNELS: dict[tuple, Callable] = {}
+_FAILED: set[tuple] = set()
+_WARNED: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def _warn_once(key: str, msg: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+
+
+class _CompileFailed(RuntimeError):
+    pass
+
+
+def _fresh_function(fn: Callable, name: str) -> Callable:
+    """A copy of ``fn`` with its own code object. torch.compile keeps its cache (and its
+    recompile limit) per code object, so each kernel variant gets its own."""
+    kw = {"co_name": name}
+    if sys.version_info >= (3, 11):
+        kw["co_qualname"] = name
+    code = fn.__code__.replace(**kw)
+    return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+
+
+def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> Callable:
+    key = (direction, spec, dtype, device_type)
+    fn = _KERNELS.get(key)
+    if fn is not None:
+        return fn
+    with _LOCK:
+        fn = _KERNELS.get(key)
+        if fn is None:
+            src = (_make_forward if direction == "fwd" else _make_backward)(spec)
+            name = "inflor_{}_T{}_{}_{}{}{}_{}_{}".format(
+                direction, spec.T, spec.family, spec.mpr, "_stats" if spec.stats else "",
+                "_state" if spec.state else "", str(dtype).replace("torch.", ""), device_type)
+            # sizes are marked dynamic at each call (maybe_mark_dynamic), the rest is static
+            fn = torch.compile(_fresh_function(src, name), fullgraph=True)
+            _KERNELS[key] = fn
+    return fn
+
+
+def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args):
+    key = (direction, spec, dtype, device_type)
+    if key in _FAILED:
+        raise _CompileFailed(key)
+    try:
+        return _kernel(direction, spec, dtype, device_type)(*args)
+    except Exception as exc:  # compilation unavailable or broken: remember, warn once, fall back
+        _FAILED.add(key)
+        _warn_once("compile", f"inflor fused neuron backend: compiling the kernel failed "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                              "falling back to the reference implementation (correct but slower "
+                              "and keeping more memory). Set INFLOR_FUSED=0 to silence this.")
+        raise _CompileFailed(key) from exc
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameters
+# ----------------------------------------------------------------------------------------------
+_PARAM_CACHE: dict[tuple, tuple] = {}
+
+
+def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
+            dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The runtime parameter vector, cached per (settings, surrogate buffers' versions): reading
+    a GPU buffer synchronises, so it is done only when a buffer changed (e.g. ESG's K per epoch)."""
+    bufs = tuple((id(b), b._version) for b in surrogate.buffers())
+    key = (cfg, id(surrogate), bufs, mspec, dtype, device)
+    hit = _PARAM_CACHE.get(key)
+    if hit is not None and hit[0]() is surrogate:
+        return hit[1]
+    a, b, w = _surrogate_values(surrogate)
+    kind, k = mspec
+    hard = cfg.reset == "hard"
+    vals = [0.0] * N_PARAMS
+    vals[P_VTH] = cfg.v_threshold
+    vals[P_LAM] = cfg.decay
+    vals[P_S] = cfg.input_scale
+    vals[P_C] = 1.0 if hard else 0.0
+    vals[P_D] = cfg.v_reset if hard else -cfg.soft_reset_amount
+    vals[P_DR] = 0.0 if cfg.detach_reset else 1.0
+    vals[P_A], vals[P_B], vals[P_W] = a, b, w
+    vals[P_THR] = _mpr_threshold(kind, k, cfg.v_threshold)
+    vals[P_MK] = k
+    vals[P_MD] = 2.0 * math.tanh(k / 2.0) if kind != "none" else 1.0
+    p = torch.tensor(vals, dtype=torch.float64).to(device=device, dtype=dtype)
+    if len(_PARAM_CACHE) > 512:
+        _PARAM_CACHE.clear()
+    _PARAM_CACHE[key] = (weakref.ref(surrogate), p)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------
+# The autograd function
+# ----------------------------------------------------------------------------------------------
+def _chunks(T: int) -> list[tuple[int, int]]:
+    if T <= MAX_UNROLL:
+        return [(0, T)]
+    return [(t, min(t + MAX_UNROLL, T)) for t in range(0, T, MAX_UNROLL)]
+
+
+def _channel_shape(x: torch.Tensor) -> tuple[int, int, int]:
+    """(B, C, S) of x [T, B, C, *spatial]: the statistics are per channel C (a [T, B] input is
+    one channel), as in ``inflor.stats.step_sums``."""
+    T, B = x.shape[0], x.shape[1]
+    C = x.shape[2] if x.dim() > 2 else 1
+    return B, C, x.numel() // (T * B * C)
+
+
+def _dyn(*tensors: torch.Tensor, first: int = 1) -> None:
+    """One compiled kernel serves every size: mark the sizes (all dimensions from ``first`` on;
+    dimension 0 of a chunk is time) dynamic."""
+    for t in tensors:
+        for d in range(first, t.dim()):
+            torch._dynamo.maybe_mark_dynamic(t, d)
+
+
+class _FusedNeuronFn(torch.autograd.Function):
+    """x [T, ...] -> spikes (and, with stats, Σ_c H, Σ_c H², Σ sX, Σ O). Saves x only (plus U at
+    chunk boundaries when T > MAX_UNROLL)."""
+
+    @staticmethod
+    def forward(ctx, x, p, spec_base, stats, neuron):
+        T = x.shape[0]
+        N = x.numel() // T
+        xc = x.contiguous().view(T, N)
+        chunks = _chunks(T)
+        state = len(chunks) > 1
+        dev = x.device.type
+        outs, bounds, part = [], [], None
+        u = xc.new_zeros(N, dtype=p.dtype) if state else None
+        for (t0, t1) in chunks:
+            spec = Spec(T=t1 - t0, family="", mpr="", stats=stats, state=state)
+            xi = xc[t0:t1]
+            _dyn(xi)
+            if state:
+                bounds.append(u)
+                _dyn(u, first=0)
+            res = _run("fwd", spec, x.dtype, dev, xi, p, u)
+            outs.append(res[0])
+            i = 1
+            if state:
+                u, i = res[1], 2
+            if stats:
+                pr = res[i:i + 4]
+                part = list(pr) if part is None else [a + b for a, b in zip(part, pr)]
+        spikes = (outs[0] if len(outs) == 1 else torch.cat(outs)).view(x.shape)
+        ctx.spec_base, ctx.stats, ctx.chunks, ctx.state = spec_base, stats, chunks, state
+        ctx.neuron = neuron
+        ctx.save_for_backward(x, p, *bounds)
+        if not stats:
+            return spikes
+        B, C, S = _channel_shape(x)
+        hs, hq, xs, os_ = part
+        dt = x.dtype
+        return (spikes, hs.view(B, C, S).sum((0, 2)).to(dt), hq.view(B, C, S).sum((0, 2)).to(dt),
+                xs.sum().to(dt), os_.sum().to(dt))
+
+    @staticmethod
+    def backward(ctx, gspikes, *gstats):
+        x, p, *bounds = ctx.saved_tensors
+        stats, state = ctx.stats, ctx.state
+        T = x.shape[0]
+        cdt = p.dtype
+        dev = x.device.type
+        g1 = g2 = gxs = gos = None
+        if stats:
+            # the statistics' per-channel gradients, repeated over the spatial positions S, are
+            # broadcast over the batch inside the kernel (layout [T, B, C·S])
+            B, C, S = _channel_shape(x)
+            shape = (T, B, C * S)
+            g1, g2 = (s.to(cdt).repeat_interleave(S) for s in gstats[:2])
+            gxs, gos = (s.to(cdt) for s in gstats[2:])
+        else:
+            shape = (T, x.numel() // T)
+        xc = x.contiguous().view(shape)
+        g = gspikes.contiguous().view(shape)
+        gu = xc.new_zeros(shape[1:], dtype=cdt) if state else None
+        pieces = []
+        for i in reversed(range(len(ctx.chunks))):
+            t0, t1 = ctx.chunks[i]
+            spec = ctx.spec_base._replace(T=t1 - t0, state=state)
+            xi, gi = xc[t0:t1], g[t0:t1]
+            _dyn(xi, gi)
+            u0 = None
+            if state:
+                u0 = bounds[i].view(shape[1:])
+                _dyn(u0, gu, first=0)
+            if stats:
+                _dyn(g1, g2, first=0)
+            try:
+                res = _run("bwd", spec, x.dtype, dev, xi, gi, p, u0, gu, g1, g2, gxs, gos)
+            except _CompileFailed:
+                return _reference_backward(x, ctx.neuron, stats, gspikes, gstats), None, None, None, None
+            pieces.append(res[0])
+            if state:
+                gu = res[1]
+        gx = pieces[0] if len(pieces) == 1 else torch.cat(pieces[::-1])
+        return gx.view(x.shape), None, None, None, None
+
+
+def _reference_backward(x, neuron, stats, gspikes, gstats):
+    """dL/dx through the reference, for when the backward kernel cannot be compiled."""
+    cfg, surrogate, mpr = neuron
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        out, st = neuron_reference(xr, cfg, surrogate, mpr, stats)
+        outs, grads = [out], [gspikes]
+        if stats:
+            outs += [st.h_sum, st.h_sqsum, st.x_sum, st.o_sum]
+            grads += list(gstats)
+        (gx,) = torch.autograd.grad(outs, xr, grads, allow_unused=True)
+    return torch.zeros_like(x) if gx is None else gx
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
+                 mpr: Callable | None = None,
+                 record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+    """The fused backend; same signature and results as ``neuron_reference``."""
+    check_multistep(x)
+    family = _surrogate_family(surrogate)
+    mspec = _mpr_spec(mpr)
+    if family is None or mspec is None:
+        what = "MPR callable" if mspec is None else "surrogate"
+        _warn_once(f"unfusable-{what}", f"inflor fused neuron backend: this {what} "
+                   f"({type(mpr if mspec is None else surrogate).__name__}) has no fused kernel; "
+                   "using the reference implementation for it")
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+    if torch.compiler.is_compiling() or x.numel() == 0 or x.device.type not in _DEVICES:
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+    p = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
+    spec = Spec(T=0, family=family, mpr=mspec[0], stats=bool(record_stats), state=False)
+    try:
+        out = _FusedNeuronFn.apply(x, p, spec, bool(record_stats), (cfg, surrogate, mpr))
+    except _CompileFailed:
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+    if not record_stats:
+        return out, None
+    spikes, h_sum, h_sqsum, x_sum, o_sum = out
+    T = x.shape[0]
+    stats = MembraneStats(h_sum=h_sum, h_sqsum=h_sqsum, count=x.numel() // h_sum.numel(),
+                          timesteps=T, x_sum=x_sum, o_sum=o_sum)
+    return spikes, stats
+
+
+def auto_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
+                mpr: Callable | None = None,
+                record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+    """What ``backend="auto"`` runs: the fused kernels for inputs of at least ``AUTO_MIN_NUMEL``
+    elements whose surrogate and MPR are fusable, else the reference (silently)."""
+    if (x.numel() < AUTO_MIN_NUMEL or not _ENABLED or torch.compiler.is_compiling()
+            or not fusable(cfg, surrogate, mpr)):
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+    return fused_neuron(x, cfg, surrogate, mpr, record_stats)
+
+
+_ENABLED = os.environ.get("INFLOR_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
