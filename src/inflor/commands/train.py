@@ -34,7 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="build everything and run one training step on a random batch; no data files needed")
     p.add_argument("--smoke-batch", type=int, default=2, metavar="N", help="batch size of --smoke (default 2)")
     p.add_argument("--smoke-size", type=int, default=None, metavar="PX",
-                   help="image size for --smoke on models that accept any size (e.g. 64 for ImageNet nets)")
+                   help="image size of the --smoke batch (e.g. 64 for the ImageNet nets on a CPU); "
+                        "fixed-size models are built for it")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--list-recipes", action="store_true", help="list the shipped recipes and exit")
     p.set_defaults(func=run)

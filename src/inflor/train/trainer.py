@@ -325,12 +325,12 @@ def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, de
     dev = resolve_device(device or cfg["train"]["device"])
     data_opts = dict(cfg["data"]["options"])
     info = static_dataset_info(cfg["data"]["name"], data_opts, root=cfg["data"]["root"])
-    seed_everything(cfg["train"]["seed"])
-    model = make_model(cfg, info)
-    if image_size is not None and getattr(model, "input_size", None) is None:
+    if image_size is not None:   # models with a fixed-size flatten layer are built for this size
         c = info.input_shape[0]
         info = type(info)(name=info.name, num_classes=info.num_classes, input_shape=(c, image_size, image_size),
                           timesteps=info.timesteps)
+    seed_everything(cfg["train"]["seed"])
+    model = make_model(cfg, info)
     model.to(dev).train()
     opt = build_optimizer(model, cfg)
     sched = EpochSchedule(opt, cfg["sched"]["name"], cfg["sched"]["epochs"] or cfg["train"]["epochs"],
@@ -565,7 +565,7 @@ class Trainer:
             if self.dist.enabled:
                 all_reduce_sum(flag, self.dist)
             if flag.item() > 0:
-                vals = ", ".join(f"{k} {float(v):.4g}" for k, v in parts.items())
+                vals = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in parts.items())
                 who = f"the {bad} loss" if bad else "a loss on another rank"
                 raise NonFiniteLossError(
                     f"{who} is not finite at epoch {epoch + 1}, step {step + 1} ({vals}); stopping. "
@@ -798,7 +798,7 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]))
+        w.writerow({k: ("" if r.get(k) is None else (repr(r[k]) if isinstance(r[k], float) else r[k]))
                     for k in METRIC_FIELDS})
     _atomic_write_text(path, buf.getvalue())
 
