@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from inflor.cli import main
 from inflor.train import recipes_doc
@@ -104,9 +103,13 @@ def test_list_and_print_config(capsys):
     assert "terms: D\n" in out and "epochs: 7\n" in out and "reported_acc: 0.9129" in out
 
 
-def test_recipes_doc_is_current():
-    assert recipes_doc.render() == recipes_doc.default_path().read_text(), \
+def test_generated_docs_are_current():
+    docs = recipes_doc.repo_docs()
+    assert recipes_doc.render() == (docs / "recipes.md").read_text(), \
         "docs/recipes.md is out of date: run python -m inflor.train.recipes_doc"
+    text = (docs / "training.md").read_text()
+    assert recipes_doc.with_schema(text) == text, \
+        "the config table of docs/training.md is out of date: run python -m inflor.train.recipes_doc"
 
 
 def test_python_dash_m_inflor_entry_point():

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from inflor.train.config import apply_overrides, list_recipes, load_config, validate_config

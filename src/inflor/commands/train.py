@@ -116,18 +116,15 @@ def run(args) -> int:
             return _err(str(e))
         return 0
 
-    from inflor.train.distributed import DistInfo, broadcast_object, env_world_size
-    out = Path(args.out) if args.out else None
-    if out is None:
-        out = default_out(cfg)
-        if env_world_size() > 1:
+    from inflor.train.distributed import broadcast_object, env_world_size, init_distributed
+    from inflor.train.trainer import resolve_device
+
+    out = Path(args.out) if args.out else default_out(cfg)
+    try:
+        if not args.out and env_world_size() > 1:
             # every rank must agree on the directory: rank 0's timestamp wins
-            import torch.distributed as dist
-            from inflor.train.distributed import init_distributed
-            from inflor.train.trainer import resolve_device
             info = init_distributed(resolve_device(cfg["train"]["device"]).type)
             out = Path(broadcast_object(str(out), info))
-    try:
         run_training(cfg, out, resume=args.resume)
     except ConfigError as e:
         return _err(str(e))

@@ -10,3 +10,7 @@ from .checkpoint import (CheckpointError, build_model_from_checkpoint, load_chec
                          save_checkpoint)
 from .config import ConfigError, list_recipes, load_config, validate_config  # noqa: F401
 from .trainer import NonFiniteLossError, RunError, StopRun, Trainer, run_training, smoke_test  # noqa: F401
+
+__all__ = ["CheckpointError", "build_model_from_checkpoint", "load_checkpoint", "save_checkpoint", "ConfigError",
+           "list_recipes", "load_config", "validate_config", "NonFiniteLossError", "RunError", "StopRun", "Trainer",
+           "run_training", "smoke_test"]

@@ -46,7 +46,7 @@ from inflor.surrogate import ESG
 
 from . import checkpoint as ckpt_mod
 from .config import ConfigError, dump_config, effective_model_options
-from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
+from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
 from .specs import static_dataset_info
 
 __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELDS", "build_optimizer",
