@@ -179,6 +179,18 @@ def _snapshots(key, v):
 _snapshots.doc = "epoch list such as '0,1,last', 'every:N', 'all' or null"
 
 
+def _act_ckpt(key, v):
+    if v is None or v is False:
+        return None
+    if v == "blocks" or (isinstance(v, list) and v and all(isinstance(x, str) and x for x in v)):
+        return v
+    raise ConfigError(f"'{key}' must be null, 'blocks' (every conv-norm-neuron unit and residual block) or a "
+                      f"list of module paths such as [layer1, layer2]; got {_fmt(v)}")
+
+
+_act_ckpt.doc = "null | blocks | [module paths]"
+
+
 def _table(key, v):
     if v is None or isinstance(v, (int, str)) and not isinstance(v, bool):
         return v
@@ -257,6 +269,8 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "train.log_every": (50, _integer(1), "TensorBoard step-loss interval (steps)"),
     "train.eval_every": (1, _integer(1), "test every N epochs (and always after the last)"),
     "train.save_every": (1, _integer(1), "write checkpoints/last.pt every N epochs (and after the last)"),
+    "train.activation_checkpointing": (None, _act_ckpt, "recompute these modules in the backward pass to save "
+                                                         "memory (long T, deep nets); same gradients"),
     "train.grad_clip": (None, _number(0, strict_min=True, optional=True), "clip the gradient norm; null = off"),
     "train.max_steps_per_epoch": (None, _integer(1, optional=True), "cut epochs short (quick checks)"),
     "train.stop_after_epochs": (None, _integer(1, optional=True),

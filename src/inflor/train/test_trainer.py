@@ -136,6 +136,18 @@ def test_smoke_runs_one_step_without_data():
     res = tr.smoke_test(load_config(None, ["data.name=cifar100", "model.options={timesteps: 1, width: 4}",
                                            "loss.mpd.weight=2", "loss.task=ce_per_step"]), out=None)
     assert res["logits_shape"] == [1, 2, 100] and res["loss"]["mpd"] > 0
+    res = tr.smoke_test(load_config(None, ["model.name=resnet20", "data.name=cifar10", "model.options.timesteps=1",
+                                           "loss.im.weight=1", "loss.im.form=official"]), image_size=16, out=None)
+    assert res["loss"]["im"] > 0
+
+
+def test_activation_checkpointing_trains_the_same(tmp_path):
+    plain = run(tiny_cfg("train.epochs=1"), tmp_path / "plain")
+    ckpt = run(tiny_cfg("train.epochs=1", "train.activation_checkpointing=blocks"), tmp_path / "ckpt")
+    assert ckpt["final_test_acc"] == plain["final_test_acc"]
+    a = load_checkpoint(tmp_path / "plain/checkpoints/last.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "ckpt/checkpoints/last.pt")["model_state"]
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_schedule_and_weight_decay_groups():

@@ -292,6 +292,21 @@ def make_model(cfg: dict, info) -> nn.Module:
         raise ConfigError(f"model {cfg['model']['name']!r}: {e}") from None
 
 
+def apply_activation_checkpointing(model: nn.Module, spec) -> list[str]:
+    """Wrap the chosen submodules in ``inflor.checkpointing.Checkpoint`` (state_dict keys unchanged)."""
+    if not spec:
+        return []
+    from inflor.checkpointing import checkpoint_modules
+
+    if spec == "blocks":
+        from inflor.models.blocks import BasicBlock, ConvUnit, LinearUnit
+        return checkpoint_modules(model, types=(BasicBlock, ConvUnit, LinearUnit))
+    try:
+        return checkpoint_modules(model, names=list(spec))
+    except ValueError as e:
+        raise ConfigError(f"train.activation_checkpointing: {e}") from None
+
+
 def check_data_config(cfg: dict) -> None:
     """Dataset name and options, checked without reading files."""
     from inflor.data import dataset_options, list_datasets
@@ -331,6 +346,7 @@ def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, de
                           timesteps=info.timesteps)
     seed_everything(cfg["train"]["seed"])
     model = make_model(cfg, info)
+    apply_activation_checkpointing(model, cfg["train"]["activation_checkpointing"])
     model.to(dev).train()
     opt = build_optimizer(model, cfg)
     sched = EpochSchedule(opt, cfg["sched"]["name"], cfg["sched"]["epochs"] or cfg["train"]["epochs"],
@@ -459,6 +475,7 @@ class Trainer:
             model = make_model(cfg, self.info)
         self.model_name = model.model_name
         self.model_options = model.model_options
+        apply_activation_checkpointing(model, t["activation_checkpointing"])
         self.model = model.to(self.device)
         self.n_params = sum(p.numel() for p in model.parameters())
 
