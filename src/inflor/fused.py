@@ -74,8 +74,8 @@ AUTO_MIN_NUMEL = 1 << 15
 # What can be fused: surrogate families and MPR kinds, with their runtime parameters
 # ----------------------------------------------------------------------------------------------
 # parameter vector p (compute dtype, on the input's device):
-P_VTH, P_LAM, P_S, P_C, P_D, P_DR, P_A, P_B, P_W, P_THR, P_MK, P_MD = range(12)
-N_PARAMS = 12
+P_VTH, P_LAM, P_S, P_C, P_D, P_DR, P_A, P_B, P_W, P_THR, P_MK, P_MINV, P_MKINV = range(13)
+N_PARAMS = 13
 
 
 _FAMILIES = {Rectangle: "box", Tanh: "bell", ESG: "bell", Sigmoid: "bell", DSpike: "bell",
@@ -186,17 +186,28 @@ def _surrogate_grad(z, q: _SurrogateParams, family: str):
 
 
 def _tanh_form(u, m):
-    """(φ, φ') of the AAAI form tanh(k(u-½))/d + ½ with (k, d) = m, d = 2·tanh(k/2);
-    tanh from one exp (accurate to a few ulps, and far faster than tanh on CPU)."""
-    k, d = m
+    """(φ, φ') of the AAAI form tanh(k(u-½))/d + ½, d = 2·tanh(k/2), with m = (k, 1/d, k/d);
+    tanh from one exp and one division (accurate to a few ulps; tanh itself is slow on CPU)."""
+    k, inv_d, k_inv_d = m
     y = k * (u - 0.5)
     e = torch.exp(-2.0 * y.abs())
-    one_e = 1.0 + e
-    th = (1.0 - e) / one_e
+    inv = 1.0 / (1.0 + e)
+    th = (1.0 - e) * inv
     th = torch.where(y < 0, -th, th)
-    phi = th / d + 0.5
-    dphi = k * (4.0 * e / (one_e * one_e)) / d
+    phi = th * inv_d + 0.5
+    dphi = k_inv_d * (4.0 * e * inv * inv)
     return phi, dphi
+
+
+def _cbrt_ge1(b):
+    """b^(1/3) for b ≥ 1, to full precision, without log/pow (slow on CPU): a bit-pattern seed
+    (3.5% error) refined by Halley's iteration, which triples the correct digits each time."""
+    bits = b.float().clamp(max=1e38).view(torch.int32).float()
+    y = (bits * (1.0 / 3.0) + 709921077.0).to(torch.int32).view(torch.float32).to(b.dtype)
+    for _ in range(3 if b.dtype == torch.float64 else 2):
+        y3 = y * y * y
+        y = y * (y3 + 2.0 * b) / (2.0 * y3 + b)
+    return y
 
 
 def _phi_and_grad(h, m, mpr: str):
@@ -206,9 +217,9 @@ def _phi_and_grad(h, m, mpr: str):
     phi_mid, dphi_mid = _tanh_form(h.clamp(0.0, 1.0), m)
     neg = h < 0
     b = torch.where(neg, 1.0 - h, h.clamp(min=1.0))          # ≥ 1
-    r = torch.exp(torch.log(b) * (1.0 / 3.0))                # b^(1/3)
+    r = _cbrt_ge1(b)                                         # b^(1/3)
     phi_side = torch.where(neg, 1.0 - r, r)
-    dphi_side = r / (3.0 * b)                                # (1/3)·b^(-2/3)
+    dphi_side = 1.0 / (3.0 * r * r)                          # (1/3)·b^(-2/3)
     side = neg | (h > 1.0)
     return torch.where(side, phi_side, phi_mid), torch.where(side, dphi_side, dphi_mid)
 
@@ -253,7 +264,7 @@ def _make_backward(spec: Spec) -> Callable:
         s, lam, vth, thr = p[P_S], p[P_LAM], p[P_VTH], p[P_THR]
         c, d, dr = p[P_C], p[P_D], p[P_DR]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
-        m = (p[P_MK], p[P_MD])
+        m = (p[P_MK], p[P_MINV], p[P_MKINV])
         u = u0 if state else None
         hs, os_ = [], []
         for t in range(T):                      # recompute H forwards (registers, not memory)
@@ -322,6 +333,12 @@ def _fresh_function(fn: Callable, name: str) -> Callable:
     return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
 
 
+#: materialise (in registers: everything is fused into one loop) any subexpression of more than a
+#: few ops that is used more than once, instead of re-inlining it at every use: the unrolled time
+#: loop and the cube-root iterations would otherwise grow the compile time exponentially
+_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 4, "max_fusion_size": 100000}
+
+
 def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> Callable:
     key = (direction, spec, dtype, device_type)
     fn = _KERNELS.get(key)
@@ -334,18 +351,31 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
             name = "inflor_{}_T{}_{}_{}{}{}_{}_{}".format(
                 direction, spec.T, spec.family, spec.mpr, "_stats" if spec.stats else "",
                 "_state" if spec.state else "", str(dtype).replace("torch.", ""), device_type)
-            # sizes are marked dynamic at each call (maybe_mark_dynamic), the rest is static
-            fn = torch.compile(_fresh_function(src, name), fullgraph=True)
+            # sizes are marked dynamic before the first call (see _run), the rest is static
+            fn = torch.compile(_fresh_function(src, name), fullgraph=True, options=_INDUCTOR_OPTIONS)
             _KERNELS[key] = fn
     return fn
+
+
+# which arguments of a kernel have sizes: time-first ones (dimension 0 is T) and the rest
+_TIME_FIRST = {"fwd": (0,), "bwd": (0, 1)}
+_SIZED = {"fwd": (2,), "bwd": (3, 4, 5, 6)}
+_READY: set[tuple] = set()
 
 
 def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args):
     key = (direction, spec, dtype, device_type)
     if key in _FAILED:
         raise _CompileFailed(key)
+    if key not in _READY:
+        # one compiled kernel serves every size: mark the sizes dynamic for the first compile
+        for i in _TIME_FIRST[direction]:
+            _dyn(args[i])
+        for i in _SIZED[direction]:
+            if args[i] is not None:
+                _dyn(args[i], first=0)
     try:
-        return _kernel(direction, spec, dtype, device_type)(*args)
+        out = _kernel(direction, spec, dtype, device_type)(*args)
     except Exception as exc:  # compilation unavailable or broken: remember, warn once, fall back
         _FAILED.add(key)
         _warn_once("compile", f"inflor fused neuron backend: compiling the kernel failed "
@@ -353,6 +383,8 @@ def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args
                               "falling back to the reference implementation (correct but slower "
                               "and keeping more memory). Set INFLOR_FUSED=0 to silence this.")
         raise _CompileFailed(key) from exc
+    _READY.add(key)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,8 +414,9 @@ def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
     vals[P_DR] = 0.0 if cfg.detach_reset else 1.0
     vals[P_A], vals[P_B], vals[P_W] = a, b, w
     vals[P_THR] = _mpr_threshold(kind, k, cfg.v_threshold)
-    vals[P_MK] = k
-    vals[P_MD] = 2.0 * math.tanh(k / 2.0) if kind != "none" else 1.0
+    if kind != "none":
+        d = 2.0 * math.tanh(k / 2.0)
+        vals[P_MK], vals[P_MINV], vals[P_MKINV] = k, 1.0 / d, k / d
     p = torch.tensor(vals, dtype=torch.float64).to(device=device, dtype=dtype)
     if len(_PARAM_CACHE) > 512:
         _PARAM_CACHE.clear()
@@ -433,10 +466,8 @@ class _FusedNeuronFn(torch.autograd.Function):
         for (t0, t1) in chunks:
             spec = Spec(T=t1 - t0, family="", mpr="", stats=stats, state=state)
             xi = xc[t0:t1]
-            _dyn(xi)
             if state:
                 bounds.append(u)
-                _dyn(u, first=0)
             res = _run("fwd", spec, x.dtype, dev, xi, p, u)
             outs.append(res[0])
             i = 1
@@ -482,13 +513,7 @@ class _FusedNeuronFn(torch.autograd.Function):
             t0, t1 = ctx.chunks[i]
             spec = ctx.spec_base._replace(T=t1 - t0, state=state)
             xi, gi = xc[t0:t1], g[t0:t1]
-            _dyn(xi, gi)
-            u0 = None
-            if state:
-                u0 = bounds[i].view(shape[1:])
-                _dyn(u0, gu, first=0)
-            if stats:
-                _dyn(g1, g2, first=0)
+            u0 = bounds[i].view(shape[1:]) if state else None
             try:
                 res = _run("bwd", spec, x.dtype, dev, xi, gi, p, u0, gu, g1, g2, gxs, gos)
             except _CompileFailed:

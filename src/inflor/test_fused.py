@@ -203,7 +203,7 @@ def test_bfloat16_computes_in_float32():
 # ------------------------------------------------------------------------ memory (not time)
 def test_saves_only_the_input_for_backward():
     """What autograd keeps for the neuron: the input x itself (no copy, no H, no spikes) and the
-    12-number parameter vector."""
+    small parameter vector."""
     x = make_input((4, 3, 5, 4), dtype=torch.float32).requires_grad_(True)
     y = x * 1.0   # a non-leaf input, as in a network
     saved = []
@@ -214,9 +214,9 @@ def test_saves_only_the_input_for_backward():
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out, _ = fused_neuron(y, CONFIGS["lif_hard"], Rectangle())
-    big = [t for t in saved if t.numel() > 12]
+    big = [t for t in saved if t.numel() > fused.N_PARAMS]
     assert len(big) == 1 and big[0].data_ptr() == y.data_ptr()
-    assert sum(t.numel() for t in saved if t.numel() <= 12) == 12
+    assert sum(t.numel() for t in saved if t.numel() <= fused.N_PARAMS) == fused.N_PARAMS
 
 
 # ---------------------------------------------------------------- integration and fallbacks
