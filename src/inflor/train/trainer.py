@@ -212,14 +212,19 @@ class SpikeCounter:
     """Forward hooks on every spiking neuron summing spikes and neuron-steps (detached)."""
 
     def __init__(self, model: nn.Module):
-        self.spikes = 0.0
+        self._spikes = None      # a device tensor: no host sync per layer
         self.count = 0
         self.handles = [m.register_forward_hook(self._hook) for m in bare_model(model).modules()
                         if isinstance(m, BaseNode)]
 
     def _hook(self, module, inputs, output):
-        self.spikes += float(output.detach().sum())
+        s = output.detach().sum(dtype=torch.float64)
+        self._spikes = s if self._spikes is None else self._spikes + s
         self.count += output.numel()
+
+    @property
+    def spikes(self) -> float:
+        return 0.0 if self._spikes is None else float(self._spikes)
 
     def remove(self):
         for h in self.handles:
