@@ -46,7 +46,7 @@ from inflor.surrogate import ESG
 
 from . import checkpoint as ckpt_mod
 from .config import ConfigError, dump_config, effective_model_options
-from .distributed import DistInfo, all_reduce_sum, barrier, cleanup, init_distributed
+from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
 from .specs import static_dataset_info
 
 __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELDS", "build_optimizer",
@@ -461,7 +461,7 @@ class Trainer:
             if not last.is_file():
                 raise RunError(f"nothing to resume in {self.out}: {last} does not exist "
                                "(the run did not finish an epoch); start it again without --resume")
-        elif self.dist.is_main and (self.ckpt_dir / "last.pt").exists():
+        elif broadcast_object(self.dist.is_main and (self.ckpt_dir / "last.pt").exists(), self.dist):
             raise RunError(f"{self.out} already holds a run (checkpoints/last.pt); pass --resume to "
                            "continue it or choose another --out")
 
