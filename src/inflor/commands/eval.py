@@ -1,6 +1,6 @@
 """``inflor eval``: evaluate a checkpoint on the test split of its dataset.
 
-Examples::
+Examples:
 
     inflor eval runs/default-20260101-120000/checkpoints/best.pt
     inflor eval runs/r19/checkpoints/best.pt data.root=/data --json
@@ -16,7 +16,7 @@ import time
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval", help="evaluate a checkpoint on the test split",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.replace("``", ""),
         epilog="Overrides (dotted.key=value) change the saved run's data section, e.g. data.root=DIR, "
                "data.test_batch_size=256, data.options.size=48.",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,10 +1,10 @@
 """``inflor train``: train a spiking network from a YAML recipe with ``dotted.key=value`` overrides.
 
-Examples::
+Examples:
 
-    inflor train                                    # tinyconv on the bundled digits (~20 s on CPU)
-    inflor train -c inflor_c10_resnet19_t4 data.root=~/data --out runs/r19
-    inflor train -c inflor_c10_resnet19_t4 --smoke  # build everything, one step on a random batch
+    inflor train                                    # tinyconv on the bundled digits (~30 s on 2 CPU cores)
+    inflor train -c inflor_tab4_c10_resnet19_t4 data.root=~/data --out runs/r19
+    inflor train -c inflor_tab4_c10_resnet19_t4 --smoke  # build everything, one step on a random batch
     inflor train --out runs/r19 --resume            # continue a killed run
     torchrun --nproc_per_node 2 -m inflor train -c ...   # distributed data parallel
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train a spiking network from a recipe",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.replace("``", ""),
         epilog="Overrides are YAML values: optim.lr=0.01  model.options.neuron=srif  "
                "loss.mpd.weight=2  data.options='{autoaugment: false}'. "
                "See docs/training.md for every key and docs/recipes.md for the recipes.",
