@@ -496,15 +496,13 @@ class _FusedNeuronFn(torch.autograd.Function):
         cdt = p.dtype
         dev = x.device.type
         g1 = g2 = gxs = gos = None
+        shape = (T, x.numel() // T)
         if stats:
-            # the statistics' per-channel gradients, repeated over the spatial positions S, are
-            # broadcast over the batch inside the kernel (layout [T, B, C·S])
+            # the statistics' per-channel gradients, spread to one value per element of a step: a
+            # flat loop fuses into one pass, where broadcasting [C] inside the kernel splits it
             B, C, S = _channel_shape(x)
-            shape = (T, B, C * S)
-            g1, g2 = (s.to(cdt).repeat_interleave(S) for s in gstats[:2])
+            g1, g2 = (s.to(cdt).view(1, C, 1).expand(B, C, S).reshape(-1) for s in gstats[:2])
             gxs, gos = (s.to(cdt) for s in gstats[2:])
-        else:
-            shape = (T, x.numel() // T)
         xc = x.contiguous().view(shape)
         g = gspikes.contiguous().view(shape)
         gu = xc.new_zeros(shape[1:], dtype=cdt) if state else None

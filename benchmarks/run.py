@@ -1,0 +1,443 @@
+#!/usr/bin/env python
+"""inflor benchmark suite: neurons, whole training steps and memory, against the peers.
+
+    python benchmarks/run.py                 # full run (~10 min on 2 CPU cores)
+    python benchmarks/run.py --quick         # smaller shapes, fewer repeats (~3 min)
+    python benchmarks/run.py --only neuron   # one part: neuron | network | memory
+    python benchmarks/run.py --update-baseline   # store this run as benchmarks/baseline.json
+
+Prints the tables, writes ``benchmarks/results/latest.json`` and compares the machine-independent
+numbers (ratios to the elementwise floor / the ANN twin, bytes kept per input byte) with
+``benchmarks/baseline.json``, printing REGRESSION where one is worse than the baseline by more
+than the tolerance (``--tolerance``, relative; ``--fail-on-regression`` makes that exit 1).
+
+Definitions (docs/performance.md has the full text):
+
+* **elementwise floor**: ``y = relu(x)`` forward and ``dL/dx = g·1[x>0]`` backward (ATen's
+  threshold_backward) over the same float32 ``[T, B, ...]`` tensor, via ``torch.autograd.grad``:
+  one read and one write per element forward, two reads and one write backward — the least any
+  elementwise layer can move. Every neuron row is timed the same way (forward, then
+  ``torch.autograd.grad`` with a fixed random upstream gradient), interleaved round-robin with
+  the floor so that machine load hits all rows alike; medians are reported.
+* **whole training step**: forward of a [B, 3, 32, 32] batch (repeated T times inside the
+  model), cross-entropy of the T-mean logits, backward, SGD-momentum step. The **ANN twin** is the
+  same network with every spiking neuron replaced by ``nn.ReLU`` and the same input, so its
+  convolutions see the same T·B images.
+* **memory kept per input byte**: the distinct tensor storages autograd saves for backward inside
+  one neuron layer (``torch.autograd.graph.saved_tensors_hooks``), in bytes, divided by the bytes
+  of its float32 input. **Peak memory** of a training step is read from the PyTorch profiler's
+  allocation events (``profile_memory=True``), relative to the start of the step.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+warnings.filterwarnings("ignore")
+
+import peers as peer_lib  # noqa: E402
+from inflor import fused  # noqa: E402
+from inflor.checkpointing import checkpoint_modules  # noqa: E402
+from inflor.models.base import SpikingModel  # noqa: E402
+from inflor.models.blocks import ConvUnit, LinearUnit, avgpool  # noqa: E402
+from inflor.models.resnet import SpikingResNet  # noqa: E402
+from inflor.neuron import BaseNode, make_neuron  # noqa: E402
+
+
+# ------------------------------------------------------------------------------ environment
+def environment(threads: int) -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "peers": {name: v for name, (v, _) in peer_lib.available().items()},
+    }
+
+
+# ---------------------------------------------------------------------------------- timing
+def interleaved(fns: dict, rounds: int, warmup: int = 2) -> dict:
+    """Median and min wall time (ms) of each callable, run round-robin so that load drifts on a
+    shared machine affect every row alike."""
+    for f in fns.values():
+        for _ in range(warmup):
+            f()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append((time.perf_counter() - t) * 1e3)
+    return {k: {"median_ms": statistics.median(v), "min_ms": min(v)} for k, v in times.items()}
+
+
+def fwd_bwd(module: nn.Module, x: torch.Tensor, g: torch.Tensor, stats: bool = False):
+    def run():
+        y = module(x)
+        outs, grads = [y], [g]
+        if stats:
+            st = module.stats
+            outs += [st.h_sum, st.h_sqsum]
+            grads += [torch.ones_like(st.h_sum), torch.ones_like(st.h_sqsum)]
+        torch.autograd.grad(outs, x, grads)
+    return run
+
+
+# ------------------------------------------------------------------------------- neurons
+def inflor_neurons() -> dict:
+    """name -> (module, record_stats)"""
+    def node(kind, stats=False, **kw):
+        n = make_neuron(kind, **kw)
+        n.record_stats = stats
+        return n, stats
+    return {
+        "inflor LIF hard, rectangle (default)": node("lif", backend="fused"),
+        "inflor LIF hard, sigmoid a=4 (SJ's surrogate)": node("lif", backend="fused", surrogate_function="sigmoid"),
+        "inflor SRIF (soft reset)": node("srif", backend="fused"),
+        "inflor InfLoR (SRIF + MPR)": node("inflor", backend="fused"),
+        "inflor IF hard, ESG": node("if", backend="fused", surrogate_function="esg"),
+        "inflor LIF hard + record_stats": node("lif", stats=True, backend="fused"),
+        "inflor LIF hard, reference backend": node("lif", backend="reference"),
+    }
+
+
+HEADLINE = "inflor LIF hard, rectangle (default)"
+FLOOR = "elementwise floor (relu fwd+bwd)"
+
+
+def bench_neurons(shape, rounds: int, peers: dict) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=gen) * 0.6 + 0.3).requires_grad_(True)
+    g = torch.randn(shape, generator=gen)
+    rows = {FLOOR: lambda: torch.autograd.grad(torch.relu(x), x, g)}
+    for name, (mod, stats) in inflor_neurons().items():
+        rows[name] = fwd_bwd(mod, x, g, stats)
+    for name, (version, cls) in peers.items():
+        rows[f"{name} {version} LIF"] = fwd_bwd(cls(), x, g)
+    t0 = time.time()
+    for f in rows.values():   # compile the kernels outside the timing
+        f()
+    warm = time.time() - t0
+    res = interleaved(rows, rounds)
+    floor = res[FLOOR]["median_ms"]
+    sj = next((v["median_ms"] for k, v in res.items() if k.startswith("SpikingJelly")), None)
+    for v in res.values():
+        v["x_floor"] = v["median_ms"] / floor
+        v["speedup_vs_sj"] = (sj / v["median_ms"]) if sj else None
+    return {"shape": list(shape), "rounds": rounds, "first_call_s": warm, "rows": res}
+
+
+# ------------------------------------------------------------------------------- networks
+class CIFARNetReduced(SpikingModel):
+    """CIFARNet (inflor.models.cifarnet) with every width divided by ``div``: the same layers,
+    built from the same library blocks."""
+
+    def __init__(self, num_classes=10, div=4, **common):
+        super().__init__(num_classes, **common)
+        w = [128 // div, 256 // div, 512 // div, 1024 // div, 512 // div]
+        self.features = nn.Sequential(
+            ConvUnit(self, 3, w[0]), ConvUnit(self, w[0], w[1]), avgpool(2),
+            ConvUnit(self, w[1], w[2]), avgpool(2),
+            ConvUnit(self, w[2], w[3]), ConvUnit(self, w[3], w[4]), nn.Flatten(2))
+        self.classifier = nn.Sequential(LinearUnit(self, w[4] * 64, 1024 // div),
+                                        LinearUnit(self, 1024 // div, 512 // div))
+        self.fc = nn.Linear(512 // div, num_classes)
+        self.init_weights()
+
+    def forward_multistep(self, x):
+        return self.fc(self.classifier(self.features(x)))
+
+
+def resnet19_reduced(div=4, **common):
+    """ResNet-19 (inflor.models.resnet19) with every width divided by ``div``."""
+    w = 128 // div
+    return SpikingResNet(10, stem=[(w, 3, 1)], stages=[(w, 3, 1), (2 * w, 3, 2), (4 * w, 2, 2)], **common)
+
+
+NETWORKS = {"CIFARNet/4": CIFARNetReduced, "ResNet-19/4": resnet19_reduced}
+
+
+def swap_neurons(model: nn.Module, factory) -> nn.Module:
+    """A copy of ``model`` with every inflor neuron replaced by ``factory()``."""
+    model = copy.deepcopy(model)
+    for name, m in list(model.named_modules()):
+        for child_name, child in list(m.named_children()):
+            if isinstance(child, BaseNode):
+                setattr(m, child_name, factory())
+    return model
+
+
+def network_variants(net_name: str, T: int, peers: dict, with_peers: bool = True) -> dict:
+    torch.manual_seed(0)
+    build = NETWORKS[net_name]
+    fused_net = build(timesteps=T, neuron="lif", neuron_options={"backend": "fused"})
+    out = {
+        "inflor (fused)": fused_net,
+        "inflor (reference backend)": build(timesteps=T, neuron="lif", neuron_options={"backend": "reference"}),
+        "ANN twin (ReLU)": swap_neurons(fused_net, nn.ReLU),
+    }
+    if with_peers:
+        for name, (version, cls) in peers.items():
+            out[f"{name} {version} neurons"] = swap_neurons(fused_net, cls)
+    return out
+
+
+def train_step(model: nn.Module, images, labels):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(images).mean(0), labels)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def bench_networks(batch: int, T: int, rounds: int, peers: dict) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, 32, 32, generator=gen)
+    labels = torch.randint(0, 10, (batch,), generator=gen)
+    out = {}
+    for net_name in NETWORKS:
+        variants = network_variants(net_name, T, peers)
+        steps = {k: train_step(m.train(), images, labels) for k, m in variants.items()}
+        for s in steps.values():
+            s()
+        res = interleaved(steps, rounds, warmup=1)
+        ann = res["ANN twin (ReLU)"]["median_ms"]
+        for v in res.values():
+            v["x_ann"] = v["median_ms"] / ann
+        out[net_name] = {"batch": batch, "T": T, "rounds": rounds, "rows": res}
+    return out
+
+
+# -------------------------------------------------------------------------------- memory
+def saved_bytes(fn) -> int:
+    """Bytes of the distinct storages autograd saves while ``fn`` runs."""
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        keep = fn()
+    del keep
+    return sum(storages.values())
+
+
+def peak_step_bytes(step) -> int:
+    """Peak allocated bytes during one call of ``step`` (PyTorch profiler allocation events:
+    allocations counted when they happen, frees when the freeing scope ends)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = []
+    for e in prof.events():
+        m = e.self_cpu_memory_usage
+        if m:
+            events.append((e.time_range.start if m > 0 else e.time_range.end, m))
+    events.sort()
+    cur = peak = 0
+    for _, m in events:
+        cur += m
+        peak = max(peak, cur)
+    return peak
+
+
+def bench_memory(shape, batch: int, Ts, peers: dict) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    leaf = torch.randn(shape, generator=gen).requires_grad_(True)
+    in_bytes = leaf.numel() * leaf.element_size()
+    layers = {name: mod for name, (mod, stats) in inflor_neurons().items() if not stats}
+    layers["ReLU (for scale)"] = nn.ReLU()
+    for name, (version, cls) in peers.items():
+        layers[f"{name} {version} LIF"] = cls()
+    per_layer = {}
+    for name, mod in layers.items():
+        b = saved_bytes(lambda: mod(leaf * 1.0))   # a non-leaf input, as inside a network
+        per_layer[name] = {"saved_bytes": b, "bytes_per_input_byte": b / in_bytes}
+    sj = next((v["bytes_per_input_byte"] for k, v in per_layer.items() if k.startswith("SpikingJelly")), None)
+    for v in per_layer.values():
+        v["fraction_of_sj"] = v["bytes_per_input_byte"] / sj if sj else None
+
+    images = torch.randn(batch, 3, 32, 32, generator=gen)
+    labels = torch.randint(0, 10, (batch,), generator=gen)
+    vs_t = {}
+    for T in Ts:
+        variants = network_variants("ResNet-19/4", T, peers, with_peers=False)
+        sj_cls = peers.get("SpikingJelly", (None, None))[1]
+        if sj_cls is not None:
+            variants[f"SpikingJelly {peers['SpikingJelly'][0]} neurons"] = swap_neurons(variants["inflor (fused)"], sj_cls)
+        ck = copy.deepcopy(variants["inflor (fused)"])
+        checkpoint_modules(ck, names=[n for n in ("stem", "layer1", "layer2", "layer3") if hasattr(ck, n)])
+        variants["inflor (fused) + checkpointed stages"] = ck
+        row = {}
+        for name, model in variants.items():
+            step = train_step(model.train(), images, labels)
+            step()   # compile / allocate gradients outside the measurement
+            row[name] = peak_step_bytes(step) / 2 ** 20
+        vs_t[str(T)] = row
+    return {"neuron_shape": list(shape), "per_layer": per_layer,
+            "peak_mb_vs_T": {"network": "ResNet-19/4", "batch": batch, "by_T": vs_t}}
+
+
+# ---------------------------------------------------------------------------- reporting
+def table(title: str, header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in r] for r in [header] + rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([f"\n{title}", line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+def fmt(v, spec=".2f"):
+    return "—" if v is None else format(v, spec)
+
+
+def report(results: dict) -> str:
+    out = []
+    if "neuron" in results:
+        n = results["neuron"]
+        rows = [[k, fmt(v["median_ms"]), fmt(v["min_ms"]), fmt(v["x_floor"]) + "×", fmt(v["speedup_vs_sj"]) + "×"]
+                for k, v in n["rows"].items()]
+        out.append(table(f"(a) neuron fwd+bwd, float32 {n['shape']} (first calls incl. compile: {n['first_call_s']:.1f} s)",
+                         ["", "median ms", "min ms", "× floor", "speed-up vs SJ"], rows))
+    if "network" in results:
+        for net, r in results["network"].items():
+            rows = [[k, fmt(v["median_ms"], ".1f"), fmt(v["min_ms"], ".1f"), fmt(v["x_ann"]) + "×"] for k, v in r["rows"].items()]
+            out.append(table(f"(b) training step, {net}, B={r['batch']}, T={r['T']}, 32×32",
+                             ["", "median ms", "min ms", "× ANN twin"], rows))
+    if "memory" in results:
+        m = results["memory"]
+        rows = [[k, f"{v['saved_bytes'] / 2**20:.1f}", fmt(v["bytes_per_input_byte"]), fmt(v["fraction_of_sj"])]
+                for k, v in m["per_layer"].items()]
+        out.append(table(f"(c) memory kept for backward by one neuron layer, float32 {m['neuron_shape']}",
+                         ["", "MB", "bytes / input byte", "fraction of SJ"], rows))
+        p = m["peak_mb_vs_T"]
+        Ts = list(p["by_T"])
+        names = list(next(iter(p["by_T"].values())))
+        rows = [[k] + [f"{p['by_T'][T][k]:.0f}" for T in Ts] for k in names]
+        out.append(table(f"(c) peak memory of a training step (MB), {p['network']}, B={p['batch']}",
+                         [""] + [f"T={T}" for T in Ts], rows))
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------- baseline comparison
+def tracked(results: dict) -> dict:
+    """The numbers compared with the baseline (lower is better), machine-independent ratios."""
+    out = {}
+    for k, v in results.get("neuron", {}).get("rows", {}).items():
+        if k.startswith("inflor"):
+            out[f"neuron × floor: {k}"] = v["x_floor"]
+    for net, r in results.get("network", {}).items():
+        for k, v in r["rows"].items():
+            if k.startswith("inflor"):
+                out[f"step × ANN: {net} {k}"] = v["x_ann"]
+    for k, v in results.get("memory", {}).get("per_layer", {}).items():
+        if k.startswith("inflor"):
+            out[f"bytes kept / input byte: {k}"] = v["bytes_per_input_byte"]
+    return out
+
+
+def compare(results: dict, baseline: dict, tol: float) -> tuple[str, int]:
+    now, base = tracked(results), tracked(baseline)
+    rows, bad = [], 0
+    for k, v in now.items():
+        b = base.get(k)
+        if b is None:
+            rows.append([k, "—", fmt(v), "", "new"])
+            continue
+        change = v / b - 1 if b else 0.0
+        status = "ok"
+        if change > tol:
+            status, bad = "REGRESSION", bad + 1
+        elif change < -tol:
+            status = "improved"
+        rows.append([k, fmt(b), fmt(v), f"{change:+.0%}", status])
+    title = f"comparison with benchmarks/baseline.json (tolerance {tol:.0%}; lower is better)"
+    return table(title, ["metric", "baseline", "now", "change", ""], rows), bad
+
+
+# ------------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (~3 min)")
+    ap.add_argument("--only", choices=["neuron", "network", "memory"], action="append",
+                    help="run only these parts (repeatable)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    ap.add_argument("--no-peers", action="store_true", help="leave out SpikingJelly, snnTorch and Norse")
+    ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
+    ap.add_argument("--baseline", default=str(HERE / "baseline.json"))
+    ap.add_argument("--tolerance", type=float, default=0.25,
+                    help="relative worsening that counts as a regression (default 0.25)")
+    ap.add_argument("--update-baseline", action="store_true", help="write this run to --baseline")
+    ap.add_argument("--fail-on-regression", action="store_true")
+    args = ap.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    parts = args.only or ["neuron", "network", "memory"]
+    peers = {} if args.no_peers else peer_lib.available()
+    q = args.quick
+    results = {"meta": environment(torch.get_num_threads()), "quick": q}
+    print(f"inflor benchmarks on {results['meta']['cpu']} ({results['meta']['cores']} cores, "
+          f"{results['meta']['threads']} torch threads), torch {torch.__version__}; "
+          f"peers: {results['meta']['peers'] or 'none installed'}", flush=True)
+    if "neuron" in parts:
+        shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
+        results["neuron"] = bench_neurons(shape, 7 if q else 25, peers)
+        print(report({"neuron": results["neuron"]}), flush=True)
+    if "network" in parts:
+        results["network"] = bench_networks(8 if q else 16, 4, 3 if q else 8, peers)
+        print(report({"network": results["network"]}), flush=True)
+    if "memory" in parts:
+        shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
+        results["memory"] = bench_memory(shape, 8, (2, 4) if q else (2, 4, 8), peers)
+        print(report({"memory": results["memory"]}), flush=True)
+    results["meta"]["load_average_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {out}")
+    bad = 0
+    base_path = Path(args.baseline)
+    if base_path.exists() and not args.update_baseline:
+        text, bad = compare(results, json.loads(base_path.read_text()), args.tolerance)
+        print(text)
+        print(f"\n{bad} regression(s) beyond {args.tolerance:.0%}" if bad else "\nno regression")
+    if args.update_baseline:
+        base_path.write_text(json.dumps(results, indent=1))
+        print(f"wrote baseline {base_path}")
+    return 1 if (bad and args.fail_on_regression) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
