@@ -41,8 +41,10 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-from torch import nn
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")   # keep the profiler's start/stop lines quiet
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -430,8 +432,15 @@ def main(argv=None) -> int:
     bad = 0
     base_path = Path(args.baseline)
     if base_path.exists() and not args.update_baseline:
-        text, bad = compare(results, json.loads(base_path.read_text()), args.tolerance)
+        baseline = json.loads(base_path.read_text())
+        text, bad = compare(results, baseline, args.tolerance)
         print(text)
+        bm, rm = baseline.get("meta", {}), results["meta"]
+        for key in ("threads", "cpu", "torch"):
+            if bm.get(key) != rm.get(key):
+                print(f"note: baseline {key} = {bm.get(key)!r}, this run {rm.get(key)!r}: ratios may differ")
+        if baseline.get("quick") != results["quick"]:
+            print("note: baseline and this run differ in --quick (shapes), compare like with like")
         print(f"\n{bad} regression(s) beyond {args.tolerance:.0%}" if bad else "\nno regression")
     if args.update_baseline:
         base_path.write_text(json.dumps(results, indent=1))
