@@ -77,9 +77,7 @@ Their provenance (and whether they were already normalised) is undocumented.
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -88,6 +86,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..atomic import atomic_write
 from .base import (DatasetInfo, check_bool, check_choice, check_int, resolve_root)
 from .transforms import FlipRoll
 
@@ -194,18 +193,7 @@ def aedat_to_frames(path, timesteps: int = 10, size: int = 48, interpolation: st
 
 # ----------------------------------------------------------------------------- caching
 def _save_atomic(array: np.ndarray, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(target, lambda f: np.save(f, array), fsync=False)
 
 
 def build_cache(pairs: Sequence[Tuple[Path, Path]], progress: bool = True, workers: int = 0,
