@@ -71,6 +71,26 @@ def check_multistep(x: torch.Tensor, who: str = "neuron") -> None:
         raise TypeError(f"{who} expects a floating-point tensor, got dtype {x.dtype}")
 
 
+def scaled_input(x_t: torch.Tensor, cfg: NeuronConfig) -> torch.Tensor:
+    """s · X[t] (no multiply when s = 1)."""
+    return x_t if cfg.input_scale == 1.0 else cfg.input_scale * x_t
+
+
+def charge(u: torch.Tensor | None, sx_t: torch.Tensor, cfg: NeuronConfig) -> torch.Tensor:
+    """H[t] = λ · U[t-1] + s · X[t], with ``u=None`` standing for U[-1] = 0 and ``sx_t`` = s·X[t]."""
+    if u is None:
+        return sx_t
+    return (u if cfg.decay == 1.0 else cfg.decay * u) + sx_t
+
+
+def reset(h: torch.Tensor, o: torch.Tensor, cfg: NeuronConfig) -> torch.Tensor:
+    """U[t] = H·(1 − O) + V_reset·O (hard) or H − r·O (soft), O the (possibly detached) spike."""
+    if cfg.reset == "hard":
+        u = h * (1.0 - o)
+        return u + cfg.v_reset * o if cfg.v_reset != 0.0 else u
+    return h - cfg.soft_reset_amount * o
+
+
 def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
                      mpr: Callable[[torch.Tensor], torch.Tensor] | None = None,
                      record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
@@ -83,17 +103,11 @@ def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     x_sum = x.new_zeros(())
     u = None
     for t in range(T):
-        xt = x[t] if cfg.input_scale == 1.0 else cfg.input_scale * x[t]
-        h = xt if u is None else (u if cfg.decay == 1.0 else cfg.decay * u) + xt
+        xt = scaled_input(x[t], cfg)
+        h = charge(u, xt, cfg)
         h_hat = mpr(h) if mpr is not None else h
         o = surrogate(h_hat - cfg.v_threshold)
-        o_r = o.detach() if cfg.detach_reset else o
-        if cfg.reset == "hard":
-            u = h * (1.0 - o_r)
-            if cfg.v_reset != 0.0:
-                u = u + cfg.v_reset * o_r
-        else:
-            u = h - cfg.soft_reset_amount * o_r
+        u = reset(h, o.detach() if cfg.detach_reset else o, cfg)
         spikes.append(o)
         if record_stats:
             s, sq = step_sums(h)

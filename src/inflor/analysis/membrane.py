@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..functional import NeuronConfig
+from ..functional import NeuronConfig, charge, reset, scaled_input
 from ..stats import MembraneStats, step_sums
 
 #: default histogram range and number of bins for membrane potentials (bin width 0.025)
@@ -37,16 +37,10 @@ def iter_membrane(x: torch.Tensor, cfg: NeuronConfig, mpr: Callable | None = Non
     """
     u = None
     for t in range(x.shape[0]):
-        xt = x[t] if cfg.input_scale == 1.0 else cfg.input_scale * x[t]
-        h = xt if u is None else (u if cfg.decay == 1.0 else cfg.decay * u) + xt
+        h = charge(u, scaled_input(x[t], cfg), cfg)
         h_hat = mpr(h) if mpr is not None else h
         o = spikes[t].to(h.dtype) if spikes is not None else (h_hat - cfg.v_threshold >= 0).to(h.dtype)
-        if cfg.reset == "hard":
-            u = h * (1.0 - o)
-            if cfg.v_reset != 0.0:
-                u = u + cfg.v_reset * o
-        else:
-            u = h - cfg.soft_reset_amount * o
+        u = reset(h, o, cfg)
         yield h, h_hat, o
 
 
