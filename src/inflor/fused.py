@@ -43,6 +43,7 @@ fuses. ``INFLOR_FUSED=0`` in the environment makes ``backend="auto"`` use the re
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -58,6 +59,11 @@ from .functional import NeuronConfig, check_multistep, neuron_reference
 from .mpr import MPR
 from .stats import MembraneStats
 from .surrogate import ATan, DSpike, ESG, Rectangle, Sigmoid, Surrogate, Tanh, Triangle
+
+# A CUDA build of torch compiling for the CPU logs "No CUDA runtime is found" at every first
+# compile; on a CPU machine that is expected, not a problem worth a warning line per run.
+if not torch.cuda.is_available():
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 __all__ = ["fused_neuron", "auto_neuron", "fusable", "MAX_UNROLL", "AUTO_MIN_NUMEL"]
 
