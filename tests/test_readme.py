@@ -28,3 +28,11 @@ def test_cli_commands_in_the_readme_exist():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for cmd in re.findall(r"\| `inflor (\w+)", README):
         assert cmd in sub.choices, cmd
+
+
+def test_readme_lists_the_command_of_every_recipe_and_is_current():
+    from inflor.train import recipes_doc
+
+    assert recipes_doc.with_readme_commands(README) == README, \
+        "README.md's recipe commands are out of date: run python -m inflor.train.recipes_doc"
+    assert set(re.findall(r"inflor train -c ([a-z0-9_]+)", README)) == set(list_recipes())
