@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SpikingModel
+from .base import SpikingModel, _positive_int
 from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool, make_stage
 from .registry import register_model
 
@@ -97,12 +97,6 @@ def _conv_out(size: int, stem) -> int:
     return size
 
 
-def _positive_size(input_size) -> int:
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-        raise ValueError(f"input_size must be a positive integer, got {input_size!r}")
-    return input_size
-
-
 # ---------------------------------------------------------------------------- ResNet-19
 @register_model
 def resnet19(num_classes: int = 10, **options) -> SpikingResNet:
@@ -146,7 +140,7 @@ def resnet20_diet(num_classes: int = 10, *, input_size: int = 32, dropout: float
     return SpikingResNet(num_classes, stem=[(64, 3, 1)] * 3, stem_pool=(2, 2, 0),
                          stages=[(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)],
                          shortcut="conv", dropout=dropout, head="flatten", fc_bias=False,
-                         input_size=_positive_size(input_size), **options)
+                         input_size=_positive_int("input_size", input_size), **options)
 
 
 # ---------------------------------------------------------------------------- ImageNet

@@ -15,16 +15,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SpikingModel
+from .base import SpikingModel, _positive_int
 from .blocks import ConvUnit, LinearUnit, avgpool
 from .registry import register_model
-from .resnet import _positive_size
 
 
 class CIFARNet(SpikingModel):
     def __init__(self, num_classes: int, *, input_size: int = 32, voting: int = 1, **common):
         super().__init__(num_classes, **common)
-        self.input_size = _positive_size(input_size)
+        self.input_size = _positive_int("input_size", input_size)
         if input_size % 4:
             raise ValueError(f"CIFARNet needs an input_size divisible by 4, got {input_size}")
         c = self.in_channels

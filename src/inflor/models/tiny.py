@@ -8,16 +8,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SpikingModel
+from .base import SpikingModel, _positive_int
 from .blocks import ConvUnit, avgpool
 from .registry import register_model
-from .resnet import _positive_size
 
 
 class TinyConv(SpikingModel):
     def __init__(self, num_classes: int, *, input_size: int = 8, width: int = 32, **common):
         super().__init__(num_classes, **common)
-        self.input_size = _positive_size(input_size)
+        self.input_size = _positive_int("input_size", input_size)
         if input_size % 2:
             raise ValueError(f"tinyconv needs an even input_size, got {input_size}")
         w = int(width)

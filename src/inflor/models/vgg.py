@@ -15,10 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SpikingModel
+from .base import SpikingModel, _positive_int
 from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool
 from .registry import register_model
-from .resnet import _positive_size
 
 CFG_D = [64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A", 512, 512, 512, "A"]
 
@@ -75,7 +74,7 @@ def vgg16_diet(num_classes: int = 10, *, input_size: int = 32, dropout: float = 
     dropout → FC 4096 → neuron → dropout → FC K; no biases, no BN by default (``norm="none"``).
     Dropout masks are shared over the T steps, as in Diet-SNN. Learnable thresholds/leaks and the
     membrane-accumulating output of Diet-SNN are not reproduced (the output is the per-step logits)."""
-    input_size = _positive_size(input_size)
+    input_size = _positive_int("input_size", input_size)
     return SpikingVGG(num_classes, cfg=CFG_D[:-1], conv_bias=False, dropout=dropout,
                       classifier="flatten", hidden=(4096, 4096), input_size=input_size,
                       fc_bias=False, **options)
