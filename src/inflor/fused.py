@@ -80,11 +80,12 @@ AUTO_MIN_NUMEL = 1 << 15
 # What can be fused: surrogate families and MPR kinds, with their runtime parameters
 # ----------------------------------------------------------------------------------------------
 # parameter vector p (compute dtype, on the input's device):
-P_VTH, P_LAM, P_S, P_C, P_D, P_DR, P_A, P_B, P_W, P_THR, P_MK, P_MINV, P_MKINV = range(13)
-N_PARAMS = 13
+(P_VTH, P_LAM, P_S, P_C, P_D, P_DR, P_A, P_B, P_W, P_THR, P_MK, P_MINV, P_MKINV,
+ P_LO, P_HI) = range(15)
+N_PARAMS = 15
 
 
-_FAMILIES = {Rectangle: "box", Tanh: "bell", ESG: "bell", Sigmoid: "bell", DSpike: "bell",
+_FAMILIES = {Rectangle: "box", Tanh: "bell", ESG: "bell", Sigmoid: "bell", DSpike: "windowed_bell",
              Triangle: "triangle", ATan: "atan"}
 
 
@@ -128,13 +129,17 @@ def _mpr_spec(mpr) -> tuple[str, float] | None:
     return None
 
 
-def _mpr_threshold(kind: str, k: float, vth: float) -> float:
-    """φ⁻¹(V_th): the forward fires where H ≥ this (φ is strictly increasing)."""
+def _phi_inverse(kind: str, k: float, vth: float) -> float:
+    """φ⁻¹(v) (±inf beyond the range of the tanh form). φ is strictly increasing, so the forward
+    fires where H ≥ φ⁻¹(V_th), and a box surrogate's window |φ(H) - V_th| < W is
+    φ⁻¹(V_th - W) < H < φ⁻¹(V_th + W)."""
     if kind == "none":
         return vth
     d = 2.0 * math.tanh(k / 2.0)
 
-    def mid_inverse(v):  # inverse of tanh(k(u-½))/d + ½
+    def mid_inverse(v):  # inverse of tanh(k(u-½))/d + ½; exact at φ(0) = 0, φ(½) = ½, φ(1) = 1
+        if v in (0.0, 0.5, 1.0):
+            return v
         y = d * (v - 0.5)
         if y >= 1.0:
             return math.inf
@@ -175,14 +180,43 @@ class _SurrogateParams(NamedTuple):
     W: torch.Tensor
 
 
+#: 2^f ≈ 1 + Σ c_i f^i on [0, 1), least squares in relative error: |error| < 8.5e-8 (under one
+#: float32 ulp). Fitted here with numpy (Chebyshev nodes) for ``_exp_nonpositive``.
+_EXP2_POLY = (0.6931513547897339, 0.2401641607284546, 0.05580044537782669,
+              0.009016687981784344, 0.0018671829020604491)
+_LOG2E = 1.4426950408889634
+
+
+def _exp_nonpositive(y):
+    """exp(y) for y ≤ 0. float32: 2^n·P(f) with y·log2(e) = n + f, n = ⌊·⌋, f ∈ [0, 1) and P the
+    degree-5 fit above; 2^n is built in the exponent bits. Five FMAs that inductor inlines and
+    vectorises, where ``torch.exp`` becomes a call into Sleef per 8 lanes, which also spills the
+    time loop's registers around each call (the kernels are bound by exactly this). Relative
+    error < (2 + |y|)·1e-7 (the |y| term is the float32 rounding of y·log2(e): where it matters,
+    exp(y) is already tiny next to the 1 it is added to); results under 2^-126 are flushed to
+    2^-126 (1.2e-38).
+    float64 keeps ``torch.exp``."""
+    if y.dtype == torch.float64:
+        return torch.exp(y)
+    t = (y * _LOG2E).clamp(min=-126.0)
+    n = torch.floor(t)
+    f = t - n
+    c = _EXP2_POLY
+    poly = ((((c[4] * f + c[3]) * f + c[2]) * f + c[1]) * f + c[0]) * f + 1.0
+    scale = ((n.to(torch.int32) + 127) << 23).view(torch.float32)     # 2^n, n ∈ [-126, 0]
+    return poly * scale
+
+
 def _surrogate_grad(z, q: _SurrogateParams, family: str):
+    """g(z) of the family (module table)."""
     az = z.abs()
     if family == "box":
         return (az < q.W).to(z.dtype) * q.A
-    if family == "bell":
-        e = torch.exp(-q.B * az)
+    if family in ("bell", "windowed_bell"):
+        e = _exp_nonpositive(-q.B * az)
         one_e = 1.0 + e
-        return q.A * e / (one_e * one_e) * (az < q.W).to(z.dtype)
+        g = q.A * e / (one_e * one_e)
+        return g * (az < q.W).to(z.dtype) if family == "windowed_bell" else g
     if family == "triangle":
         return (q.W - az).clamp(min=0.0) * q.A
     if family == "atan":
@@ -196,13 +230,21 @@ def _tanh_form(u, m):
     tanh from one exp and one division (accurate to a few ulps; tanh itself is slow on CPU)."""
     k, inv_d, k_inv_d = m
     y = k * (u - 0.5)
-    e = torch.exp(-2.0 * y.abs())
+    e = _exp_nonpositive(-2.0 * y.abs())
     inv = 1.0 / (1.0 + e)
     th = (1.0 - e) * inv
     th = torch.where(y < 0, -th, th)
     phi = th * inv_d + 0.5
     dphi = k_inv_d * (4.0 * e * inv * inv)
     return phi, dphi
+
+
+def _tanh_form_grad(u, m):
+    """φ' alone of the AAAI form: (k/d)·(1 - tanh²(k(u-½))) = (k/d)·4e/(1+e)², e = exp(-2k|u-½|)."""
+    k, _, k_inv_d = m
+    e = _exp_nonpositive(-2.0 * k * (u - 0.5).abs())
+    one_e = 1.0 + e
+    return k_inv_d * 4.0 * e / (one_e * one_e)
 
 
 def _cbrt_ge1(b):
@@ -216,18 +258,31 @@ def _cbrt_ge1(b):
     return y
 
 
+def _inflor_sides(h):
+    """InfLoR's outer pieces: (h < 0, h outside [0, 1], r) with r = (1 - h)^(1/3) below 0 and
+    h^(1/3) above 1, so φ = 1 - r resp. r there and φ' = 1/(3r²) on both sides."""
+    neg = h < 0
+    r = _cbrt_ge1(torch.where(neg, 1.0 - h, h.clamp(min=1.0)))
+    return neg, neg | (h > 1.0), r
+
+
 def _phi_and_grad(h, m, mpr: str):
+    """(φ(h), φ'(h)) of the MPR kind."""
     if mpr == "tanh":
         return _tanh_form(h, m)
     # inflor: a cube root on both sides, the tanh form in the middle
     phi_mid, dphi_mid = _tanh_form(h.clamp(0.0, 1.0), m)
-    neg = h < 0
-    b = torch.where(neg, 1.0 - h, h.clamp(min=1.0))          # ≥ 1
-    r = _cbrt_ge1(b)                                         # b^(1/3)
+    neg, side, r = _inflor_sides(h)
     phi_side = torch.where(neg, 1.0 - r, r)
-    dphi_side = 1.0 / (3.0 * r * r)                          # (1/3)·b^(-2/3)
-    side = neg | (h > 1.0)
-    return torch.where(side, phi_side, phi_mid), torch.where(side, dphi_side, dphi_mid)
+    return torch.where(side, phi_side, phi_mid), torch.where(side, 1.0 / (3.0 * r * r), dphi_mid)
+
+
+def _phi_grad(h, m, mpr: str):
+    """φ'(h) alone (a box surrogate tests its window on h, so φ itself is not needed)."""
+    if mpr == "tanh":
+        return _tanh_form_grad(h, m)
+    _, side, r = _inflor_sides(h)
+    return torch.where(side, 1.0 / (3.0 * r * r), _tanh_form_grad(h.clamp(0.0, 1.0), m))
 
 
 def _make_forward(spec: Spec) -> Callable:
@@ -271,6 +326,7 @@ def _make_backward(spec: Spec) -> Callable:
         c, d, dr = p[P_C], p[P_D], p[P_DR]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
         m = (p[P_MK], p[P_MINV], p[P_MKINV])
+        lo, hi = p[P_LO], p[P_HI]
         u = u0 if state else None
         hs, os_ = [], []
         for t in range(T):                      # recompute H forwards (registers, not memory)
@@ -286,6 +342,8 @@ def _make_backward(spec: Spec) -> Callable:
             h, o = hs[t], os_[t]
             if mpr == "none":
                 sg = _surrogate_grad(h - vth, q, family)
+            elif family == "box":           # window on H, so only φ' is evaluated
+                sg = ((h > lo) & (h < hi)).to(cdt) * q.A * _phi_grad(h, m, mpr)
             else:
                 phi, dphi = _phi_and_grad(h, m, mpr)
                 sg = _surrogate_grad(phi - vth, q, family) * dphi
@@ -400,14 +458,19 @@ _PARAM_CACHE: dict[tuple, tuple] = {}
 
 
 def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
-            dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The runtime parameter vector, cached per (settings, surrogate buffers' versions): reading
-    a GPU buffer synchronises, so it is done only when a buffer changed (e.g. ESG's K per epoch)."""
+            dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, str]:
+    """The runtime parameter vector and the MPR kind the backward kernel evaluates, cached per
+    (settings, surrogate buffers' versions): reading a GPU buffer synchronises, so it is done
+    only when a buffer changed (e.g. ESG's K per epoch).
+
+    The kernel's MPR kind is the module's, except that InfLoR's φ with a box surrogate whose
+    window φ⁻¹(V_th ∓ W) lies inside [0, 1] (the default: V_th = ½, width 1 gives 0 < H < 1)
+    only ever needs φ' of its middle piece, the tanh form: no cube roots."""
     bufs = tuple((id(b), b._version) for b in surrogate.buffers())
     key = (cfg, id(surrogate), bufs, mspec, dtype, device)
     hit = _PARAM_CACHE.get(key)
     if hit is not None and hit[0]() is surrogate:
-        return hit[1]
+        return hit[1], hit[2]
     a, b, w = _surrogate_values(surrogate)
     kind, k = mspec
     hard = cfg.reset == "hard"
@@ -419,15 +482,20 @@ def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
     vals[P_D] = cfg.v_reset if hard else -cfg.soft_reset_amount
     vals[P_DR] = 0.0 if cfg.detach_reset else 1.0
     vals[P_A], vals[P_B], vals[P_W] = a, b, w
-    vals[P_THR] = _mpr_threshold(kind, k, cfg.v_threshold)
+    vals[P_THR] = _phi_inverse(kind, k, cfg.v_threshold)
+    kernel_mpr = kind
     if kind != "none":
         d = 2.0 * math.tanh(k / 2.0)
         vals[P_MK], vals[P_MINV], vals[P_MKINV] = k, 1.0 / d, k / d
+        vals[P_LO] = _phi_inverse(kind, k, cfg.v_threshold - w)
+        vals[P_HI] = _phi_inverse(kind, k, cfg.v_threshold + w)
+        if kind == "inflor" and type(surrogate) is Rectangle and 0.0 <= vals[P_LO] and vals[P_HI] <= 1.0:
+            kernel_mpr = "tanh"
     p = torch.tensor(vals, dtype=torch.float64).to(device=device, dtype=dtype)
     if len(_PARAM_CACHE) > 512:
         _PARAM_CACHE.clear()
-    _PARAM_CACHE[key] = (weakref.ref(surrogate), p)
-    return p
+    _PARAM_CACHE[key] = (weakref.ref(surrogate), p, kernel_mpr)
+    return p, kernel_mpr
 
 
 # ----------------------------------------------------------------------------------------------
@@ -562,8 +630,8 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
     if torch.compiler.is_compiling() or x.numel() == 0 or x.device.type not in _DEVICES:
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
-    p = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
-    spec = Spec(T=0, family=family, mpr=mspec[0], stats=bool(record_stats), state=False)
+    p, kernel_mpr = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
+    spec = Spec(T=0, family=family, mpr=kernel_mpr, stats=bool(record_stats), state=False)
     try:
         out = _FusedNeuronFn.apply(x, p, spec, bool(record_stats), (cfg, surrogate, mpr))
     except _CompileFailed:

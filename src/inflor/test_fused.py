@@ -188,6 +188,57 @@ def test_float32():
     assert_match(x, CONFIGS["srif"], Rectangle(), tol=dict(rtol=1e-5, atol=1e-6))
 
 
+F32 = dict(rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tanh", "esg", "sigmoid", "dspike", "atan", "triangle"])
+def test_float32_surrogates(name):
+    """float32 runs the kernels' own exp (a polynomial, see ``_exp_nonpositive``), not torch's:
+    gradients equal the reference's torch.tanh/sigmoid-based ones within float32 tolerance."""
+    sur = make_surrogate(name, **SURROGATE_KW[name])
+    assert_match(make_input((4, 3, 5, 4), dtype=torch.float32), CONFIGS["srif"], sur, tol=F32)
+
+
+@pytest.mark.parametrize("kind,k,vth,sur", [("inflor", 3.0, 0.5, "rectangle"),   # middle piece only
+                                            ("inflor", 3.0, 0.3, "rectangle"),   # cube roots too
+                                            ("inflor", 3.0, 0.5, "tanh"),        # φ and φ' everywhere
+                                            ("tanh", 4.0, 0.5, "sigmoid")])
+def test_float32_mpr(kind, k, vth, sur):
+    cfg = NeuronConfig(reset="soft", v_threshold=vth)
+    x = make_input((4, 3, 5, 4), dtype=torch.float32, scale=1.5, shift=vth - 0.2)
+    assert_match(x, cfg, make_surrogate(sur, **SURROGATE_KW[sur]), MPR(kind, k), tol=F32)
+
+
+def test_default_inflor_window_needs_only_the_middle_piece():
+    """A box surrogate's window |φ(H) - V_th| < W is an interval of H; InfLoR's defaults (V_th = ½,
+    width 1) put it at 0 < H < 1, where φ is the tanh form, so the kernel skips the cube roots."""
+    def kernel_kind(vth, width):
+        cfg = NeuronConfig(reset="soft", v_threshold=vth)
+        p, kind = fused._params(cfg, Rectangle(width), ("inflor", 3.0), torch.float64, torch.device("cpu"))
+        return kind, p[fused.P_LO].item(), p[fused.P_HI].item()
+    assert kernel_kind(0.5, 1.0) == ("tanh", 0.0, 1.0)
+    kind, lo, hi = kernel_kind(0.3, 1.0)
+    assert kind == "inflor" and lo < 0.0 < hi < 1.0
+    assert kernel_kind(0.5, 1.2)[0] == "inflor"
+    # the window in H is exactly where the reference's mask on φ(H) is open
+    h = torch.linspace(-2.0, 3.0, 2001, dtype=torch.float64)
+    ref = (MPR("inflor", 3.0)(h) - 0.3).abs() < 0.5
+    assert torch.equal(ref, (h > lo) & (h < hi))
+
+
+def test_polynomial_exp():
+    """exp(y), y ≤ 0, within (2 + |y|)·1e-7 relative error over float32's normal range (the |y|
+    term is float32's rounding of y·log2(e)), flushed to 2^-126 below it; float64 is torch.exp."""
+    y = torch.cat([-torch.logspace(-8, 1.94, 20001), torch.zeros(1)]).double()   # float32 values
+    got = fused._exp_nonpositive(y.float()).double()
+    want = torch.exp(y)
+    assert ((got - want).abs() / want / (2.0 + y.abs())).max() < 1e-7
+    assert ((got - want).abs() / want)[y > -1.0].max() < 2e-7
+    tiny = fused._exp_nonpositive(torch.tensor([-90.0, -1e4, -math.inf]))
+    assert torch.equal(tiny, torch.full((3,), 2.0 ** -126))
+    assert torch.equal(fused._exp_nonpositive(y), torch.exp(y))
+
+
 def test_bfloat16_computes_in_float32():
     """Half inputs are computed in float32 inside the kernel: spikes equal the reference run in
     float32 on the same values; gradients equal its gradients rounded to bfloat16."""
