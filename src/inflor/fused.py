@@ -16,25 +16,32 @@ loss on them needs no stored copy of H either.
 
 The kernels are plain PyTorch functions with the time loop unrolled (T is a compile-time
 constant; sizes are dynamic). ``torch.compile`` (inductor) turns each into one C++/OpenMP loop on
-CPU and one Triton kernel on GPU: one source for both. Everything that changes between calls or
-epochs is a runtime tensor input (V_th, λ, s, the reset, ``detach_reset``, surrogate width or
+CPU and one Triton kernel on GPU: one source for both. Every number that changes between calls or
+epochs is a runtime tensor input (V_th, λ, s, V_reset or the soft-reset amount, surrogate width or
 sharpness — so ESG's K changes per epoch without recompiling — and MPR's k); only the structure
-is compiled in: the surrogate family, the MPR kind, ``record_stats`` and T. Long sequences run in
-chunks of at most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
+is compiled in: hard or soft reset, ``detach_reset``, the surrogate family, the MPR kind,
+``record_stats`` and T (a network uses one or two such structures, and each specialised step is
+a handful of vector instructions fewer than a generic one). Long sequences run in chunks of at
+most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
 
 Surrogate families (g as a function of z = Ĥ - V_th)::
 
-    box       A·1[|z| < W]                       Rectangle
-    bell      A·e/(1+e)²·1[|z| < W], e = exp(-B|z|)   Tanh, ESG, Sigmoid, DSpike
-    triangle  A·max(W - |z|, 0)                  Triangle
-    atan      A/(1 + (B z)²)                     ATan
+    box            A·1[|z| < W]                                 Rectangle
+    bell           A·e/(1+e)², e = exp(-B|z|)                   Tanh, ESG, Sigmoid
+    windowed_bell  A·e/(1+e)²·1[|z| < W]                        DSpike
+    triangle       A·max(W - |z|, 0)                            Triangle
+    atan           A/(1 + (B z)²)                               ATan
 
 (``(k/2)(1 - tanh²(kz)) = 2k·e/(1+e)²`` with B = 2k, and ``α σ(αz)(1 - σ(αz)) = α e/(1+e)²`` with
-B = α: one exp, no tanh, which is slow on CPU.)
+B = α: one exp, no tanh. In float32 that exp is the kernels' own inlined polynomial,
+``_exp_nonpositive``: a library exp is an out-of-line call per 8 lanes.)
 
 MPR: φ is strictly increasing, so the forward tests ``H ≥ φ⁻¹(V_th)`` (a scalar computed once)
-instead of evaluating φ per element; the backward evaluates φ and φ' where the gradient needs
-them. Spikes equal the reference's except, possibly, where φ(H) lies within a few ulps of V_th.
+instead of evaluating φ per element. With a box surrogate the backward's window
+``|φ(H) - V_th| < W`` is likewise ``φ⁻¹(V_th - W) < H < φ⁻¹(V_th + W)``, so only φ' is evaluated,
+and for InfLoR's defaults (V_th = ½, width 1: 0 < H < 1) only φ' of the middle, tanh piece: no
+cube roots. Other surrogates evaluate φ and φ'. Spikes and windows equal the reference's except,
+possibly, where φ(H) lies within a few ulps of their edges.
 
 Falls back to the reference, with one warning, for what it cannot fuse: a custom surrogate class
 or MPR callable, a surrogate in ``spiking=False`` mode, or a platform where compilation fails.
@@ -80,9 +87,8 @@ AUTO_MIN_NUMEL = 1 << 15
 # What can be fused: surrogate families and MPR kinds, with their runtime parameters
 # ----------------------------------------------------------------------------------------------
 # parameter vector p (compute dtype, on the input's device):
-(P_VTH, P_LAM, P_S, P_C, P_D, P_DR, P_A, P_B, P_W, P_THR, P_MK, P_MINV, P_MKINV,
- P_LO, P_HI) = range(15)
-N_PARAMS = 15
+P_VTH, P_LAM, P_S, P_D, P_A, P_B, P_W, P_THR, P_MK, P_MINV, P_MKINV, P_LO, P_HI = range(13)
+N_PARAMS = 13
 
 
 _FAMILIES = {Rectangle: "box", Tanh: "bell", ESG: "bell", Sigmoid: "bell", DSpike: "windowed_bell",
@@ -168,10 +174,12 @@ def fusable(cfg: NeuronConfig, surrogate, mpr) -> bool:
 # ----------------------------------------------------------------------------------------------
 class Spec(NamedTuple):
     T: int            # steps in this kernel (unrolled)
-    family: str       # surrogate family
-    mpr: str          # "none" | "tanh" | "inflor"
+    family: str       # surrogate family ("" for the forward, which does not use it)
+    mpr: str          # "none" | "tanh" | "inflor" ("" for the forward)
     stats: bool       # per-element partial sums out / statistics gradients in
     state: bool       # U in and out (chunks of a longer sequence)
+    reset: str        # "hard" | "soft": which update U = f(H, O) (its values are runtime inputs)
+    detach: bool      # detach_reset: no gradient through the reset (backward only)
 
 
 class _SurrogateParams(NamedTuple):
@@ -191,7 +199,8 @@ def _exp_nonpositive(y):
     """exp(y) for y ≤ 0. float32: 2^n·P(f) with y·log2(e) = n + f, n = ⌊·⌋, f ∈ [0, 1) and P the
     degree-5 fit above; 2^n is built in the exponent bits. Five FMAs that inductor inlines and
     vectorises, where ``torch.exp`` becomes a call into Sleef per 8 lanes, which also spills the
-    time loop's registers around each call (the kernels are bound by exactly this). Relative
+    unrolled time loop's registers around each call (on the benchmark's 2-core CPU this made bell
+    surrogates' backward ~1.6x faster). Relative
     error < (2 + |y|)·1e-7 (the |y| term is the float32 rounding of y·log2(e): where it matters,
     exp(y) is already tiny next to the 1 it is added to); results under 2^-126 are flushed to
     2^-126 (1.2e-38).
@@ -285,23 +294,30 @@ def _phi_grad(h, m, mpr: str):
     return torch.where(side, 1.0 / (3.0 * r * r), _tanh_form_grad(h.clamp(0.0, 1.0), m))
 
 
+def _update(h, fired, d, hard: bool):
+    """U after the spike: hard reset U = V_reset where fired, else H (d = V_reset); soft reset
+    U = H - r·O (d = -r). Written per kind, the compiled step is a blend resp. a masked add."""
+    return torch.where(fired, d, h) if hard else torch.where(fired, h + d, h)
+
+
 def _make_forward(spec: Spec) -> Callable:
     """The forward kernel does not depend on the surrogate or the MPR (the threshold p[P_THR] is
     φ⁻¹(V_th), or V_th itself without MPR), so all variants share it."""
-    T, stats, state = spec.T, spec.stats, spec.state
+    T, stats, state, hard = spec.T, spec.stats, spec.state, spec.reset == "hard"
 
     def forward_kernel(x, p, u0):
         cdt = p.dtype
-        s, lam, thr, c, d = p[P_S], p[P_LAM], p[P_THR], p[P_C], p[P_D]
+        s, lam, thr, d = p[P_S], p[P_LAM], p[P_THR], p[P_D]
         u = u0 if state else None
         outs = []
         hs = hq = xs = os_ = None
         for t in range(T):
             xt = x[t].to(cdt) * s
             h = xt if u is None else lam * u + xt
-            o = (h - thr >= 0).to(cdt)
-            u = h * (1.0 - c * o) + d * o
-            outs.append(o.to(x.dtype))
+            fired = h >= thr
+            o = fired.to(cdt)
+            u = _update(h, fired, d, hard)
+            outs.append(fired.to(x.dtype))
             if stats:
                 hs = h if hs is None else hs + h
                 hq = h * h if hq is None else hq + h * h
@@ -318,12 +334,12 @@ def _make_forward(spec: Spec) -> Callable:
 
 
 def _make_backward(spec: Spec) -> Callable:
-    T, family, mpr, stats, state = spec
+    T, family, mpr, stats, state, reset, detach = spec
+    hard = reset == "hard"
 
     def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos):
         cdt = p.dtype
-        s, lam, vth, thr = p[P_S], p[P_LAM], p[P_VTH], p[P_THR]
-        c, d, dr = p[P_C], p[P_D], p[P_DR]
+        s, lam, vth, thr, d = p[P_S], p[P_LAM], p[P_VTH], p[P_THR], p[P_D]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
         m = (p[P_MK], p[P_MINV], p[P_MKINV])
         lo, hi = p[P_LO], p[P_HI]
@@ -332,28 +348,30 @@ def _make_backward(spec: Spec) -> Callable:
         for t in range(T):                      # recompute H forwards (registers, not memory)
             xt = x[t].to(cdt) * s
             h = xt if u is None else lam * u + xt
-            o = (h - thr >= 0).to(cdt)
-            u = h * (1.0 - c * o) + d * o
+            fired = h >= thr
+            u = _update(h, fired, d, hard)
             hs.append(h)
-            os_.append(o)
+            os_.append(fired)
         gx = [None] * T
         gu = gu_in if state else None
         for t in reversed(range(T)):            # then walk time backwards
-            h, o = hs[t], os_[t]
+            h, fired = hs[t], os_[t]
             if mpr == "none":
                 sg = _surrogate_grad(h - vth, q, family)
             elif family == "box":           # window on H, so only φ' is evaluated
-                sg = ((h > lo) & (h < hi)).to(cdt) * q.A * _phi_grad(h, m, mpr)
+                sg = torch.where((h > lo) & (h < hi), q.A * _phi_grad(h, m, mpr), 0.0)
             else:
                 phi, dphi = _phi_and_grad(h, m, mpr)
                 sg = _surrogate_grad(phi - vth, q, family) * dphi
             go = gout[t].to(cdt)
             if stats:
                 go = go + gos
-            gh = go * sg
-            if gu is not None:
-                # dU/dH = 1 - c·O, dU/dO = d - c·H (zeroed by detach_reset through p[P_DR])
-                gh = gh + gu * ((1.0 - c * o) + dr * (d - c * h) * sg)
+            if gu is None:
+                gh = go * sg
+            elif hard:      # dU/dH = 1 - O, dU/dO = V_reset - H
+                gh = (go if detach else go + gu * (d - h)) * sg + torch.where(fired, 0.0, gu)
+            else:           # dU/dH = 1, dU/dO = -r
+                gh = (go if detach else go + gu * d) * sg + gu
             if stats:
                 gh = gh + g1 + 2.0 * g2 * h
                 gx[t] = (s * (gh + gxs)).to(x.dtype)
@@ -412,8 +430,9 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
         fn = _KERNELS.get(key)
         if fn is None:
             src = (_make_forward if direction == "fwd" else _make_backward)(spec)
-            name = "inflor_{}_T{}_{}_{}{}{}_{}_{}".format(
-                direction, spec.T, spec.family, spec.mpr, "_stats" if spec.stats else "",
+            name = "inflor_{}_T{}_{}_{}_{}{}{}{}_{}_{}".format(
+                direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any",
+                "_detach" if spec.detach else "", "_stats" if spec.stats else "",
                 "_state" if spec.state else "", str(dtype).replace("torch.", ""), device_type)
             # sizes are marked dynamic before the first call (see _run), the rest is static
             fn = torch.compile(_fresh_function(src, name), fullgraph=True, options=_INDUCTOR_OPTIONS)
@@ -478,9 +497,7 @@ def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
     vals[P_VTH] = cfg.v_threshold
     vals[P_LAM] = cfg.decay
     vals[P_S] = cfg.input_scale
-    vals[P_C] = 1.0 if hard else 0.0
     vals[P_D] = cfg.v_reset if hard else -cfg.soft_reset_amount
-    vals[P_DR] = 0.0 if cfg.detach_reset else 1.0
     vals[P_A], vals[P_B], vals[P_W] = a, b, w
     vals[P_THR] = _phi_inverse(kind, k, cfg.v_threshold)
     kernel_mpr = kind
@@ -538,7 +555,7 @@ class _FusedNeuronFn(torch.autograd.Function):
         outs, bounds, part = [], [], None
         u = xc.new_zeros(N, dtype=p.dtype) if state else None
         for (t0, t1) in chunks:
-            spec = Spec(T=t1 - t0, family="", mpr="", stats=stats, state=state)
+            spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False)
             xi = xc[t0:t1]
             if state:
                 bounds.append(u)
@@ -631,7 +648,8 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     if torch.compiler.is_compiling() or x.numel() == 0 or x.device.type not in _DEVICES:
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
     p, kernel_mpr = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
-    spec = Spec(T=0, family=family, mpr=kernel_mpr, stats=bool(record_stats), state=False)
+    spec = Spec(T=0, family=family, mpr=kernel_mpr, stats=bool(record_stats), state=False,
+                reset=cfg.reset, detach=bool(cfg.detach_reset))
     try:
         out = _FusedNeuronFn.apply(x, p, spec, bool(record_stats), (cfg, surrogate, mpr))
     except _CompileFailed:
