@@ -200,14 +200,20 @@ def _exp_nonpositive(y):
     degree-5 fit above; 2^n is built in the exponent bits. Five FMAs that inductor inlines and
     vectorises, where ``torch.exp`` becomes a call into Sleef per 8 lanes, which also spills the
     unrolled time loop's registers around each call (on the benchmark's 2-core CPU this made bell
-    surrogates' backward ~1.6x faster). Relative
-    error < (2 + |y|)·1e-7 (the |y| term is the float32 rounding of y·log2(e): where it matters,
-    exp(y) is already tiny next to the 1 it is added to); results under 2^-126 are flushed to
-    2^-126 (1.2e-38).
-    float64 keeps ``torch.exp``."""
+    surrogates' backward ~1.6x faster). Relative error < (2 + |y|)·1e-7 (the |y| term is the
+    float32 rounding of y·log2(e): where it matters, exp(y) is already tiny next to the 1 it is
+    added to); results under 2^-126 are flushed to 2^-126 (1.2e-38). float64: torch.exp."""
     if y.dtype == torch.float64:
         return torch.exp(y)
-    t = (y * _LOG2E).clamp(min=-126.0)
+    return _exp2_nonpositive(y * _LOG2E)
+
+
+def _exp2_nonpositive(t):
+    """2^t for t ≤ 0, as ``_exp_nonpositive`` (the kernels call this one and fold log2(e) into
+    their scalar factor, one vector multiply fewer); float64: torch.exp2."""
+    if t.dtype == torch.float64:
+        return torch.exp2(t)
+    t = t.clamp(min=-126.0)
     n = torch.floor(t)
     f = t - n
     c = _EXP2_POLY
@@ -222,7 +228,7 @@ def _surrogate_grad(z, q: _SurrogateParams, family: str):
     if family == "box":
         return (az < q.W).to(z.dtype) * q.A
     if family in ("bell", "windowed_bell"):
-        e = _exp_nonpositive(-q.B * az)
+        e = _exp2_nonpositive((-_LOG2E * q.B) * az)
         one_e = 1.0 + e
         g = q.A * e / (one_e * one_e)
         return g * (az < q.W).to(z.dtype) if family == "windowed_bell" else g
@@ -239,7 +245,7 @@ def _tanh_form(u, m):
     tanh from one exp and one division (accurate to a few ulps; tanh itself is slow on CPU)."""
     k, inv_d, k_inv_d = m
     y = k * (u - 0.5)
-    e = _exp_nonpositive(-2.0 * y.abs())
+    e = _exp2_nonpositive(-2.0 * _LOG2E * y.abs())
     inv = 1.0 / (1.0 + e)
     th = (1.0 - e) * inv
     th = torch.where(y < 0, -th, th)
@@ -251,7 +257,7 @@ def _tanh_form(u, m):
 def _tanh_form_grad(u, m):
     """φ' alone of the AAAI form: (k/d)·(1 - tanh²(k(u-½))) = (k/d)·4e/(1+e)², e = exp(-2k|u-½|)."""
     k, _, k_inv_d = m
-    e = _exp_nonpositive(-2.0 * k * (u - 0.5).abs())
+    e = _exp2_nonpositive((-2.0 * _LOG2E * k) * (u - 0.5).abs())
     one_e = 1.0 + e
     return k_inv_d * 4.0 * e / (one_e * one_e)
 
@@ -418,7 +424,7 @@ def _fresh_function(fn: Callable, name: str) -> Callable:
 #: materialise (in registers: everything is fused into one loop) any subexpression of more than a
 #: few ops that is used more than once, instead of re-inlining it at every use: the unrolled time
 #: loop and the cube-root iterations would otherwise grow the compile time exponentially
-_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 4, "max_fusion_size": 100000}
+_INDUCTOR_OPTIONS = {"realize_opcount_threshold": 4, "max_fusion_size": 100000, "pattern_matcher": False}
 
 
 def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> Callable:
