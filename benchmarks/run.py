@@ -3,7 +3,7 @@
 
     python benchmarks/run.py                 # full run (~10 min on 2 CPU cores)
     python benchmarks/run.py --quick         # smaller shapes, fewer repeats (~3 min)
-    python benchmarks/run.py --only neuron   # one part: neuron | network | memory
+    python benchmarks/run.py --only neuron   # one part: neuron | network | memory | warmup
     python benchmarks/run.py --update-baseline   # store this run as benchmarks/baseline.json
 
 Prints the tables, writes ``benchmarks/results/latest.json`` and compares the machine-independent
@@ -310,6 +310,42 @@ def bench_memory(shape, batch: int, Ts, peers: dict) -> dict:
             "peak_mb_vs_T": {"network": "ResNet-19/4", "batch": batch, "by_T": vs_t}}
 
 
+# -------------------------------------------------------------------------------- warm-up
+WARMUP_SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+from inflor.neuron import make_neuron
+t1 = time.perf_counter()
+torch.set_num_threads(int(sys.argv[2]))
+node = make_neuron(sys.argv[1], backend="fused")
+x = (torch.randn(4, 8, 64, 16, 16) * 0.6 + 0.3).requires_grad_(True)
+y = node(x)
+t2 = time.perf_counter()
+y.sum().backward()
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_forward_s": t2 - t1, "first_backward_s": t3 - t2,
+                  "total_s": t3 - t0}))
+"""
+
+
+def bench_warmup(threads: int) -> dict:
+    """Wall time of a fresh process from ``import torch`` to its first backward through a fused
+    neuron: ``cached`` with inductor's on-disk cache as it is, ``new configuration`` with the
+    compiled-graph caches switched off, so both kernels are compiled from scratch (what a user
+    pays the first time a neuron configuration is used on a machine)."""
+    import subprocess
+    out = {}
+    for kind in ("lif", "inflor"):
+        for label, env in (("cached", {}), ("new configuration",
+                                            {"TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
+                                             "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"})):
+            run = subprocess.run([sys.executable, "-c", WARMUP_SCRIPT, kind, str(threads)],
+                                 env={**os.environ, **env}, capture_output=True, text=True, check=True)
+            out[f"{kind}, {label}"] = json.loads(run.stdout.strip().splitlines()[-1])
+    return out
+
+
 # ---------------------------------------------------------------------------- reporting
 def table(title: str, header: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in r] for r in [header] + rows]
@@ -336,6 +372,11 @@ def report(results: dict) -> str:
             rows = [[k, fmt(v["median_ms"], ".1f"), fmt(v["min_ms"], ".1f"), fmt(v["x_ann"]) + "×"] for k, v in r["rows"].items()]
             out.append(table(f"(b) training step, {net}, B={r['batch']}, T={r['T']}, 32×32",
                              ["", "median ms", "min ms", "× ANN twin"], rows))
+    if "warmup" in results:
+        rows = [[k, f"{v['import_s']:.1f}", f"{v['first_forward_s']:.1f}", f"{v['first_backward_s']:.1f}",
+                 f"{v['total_s']:.1f}"] for k, v in results["warmup"].items()]
+        out.append(table("(d) warm-up of a fresh process, [4, 8, 64, 16, 16] float32 (s)",
+                         ["", "import torch+inflor", "first forward", "first backward", "total"], rows))
     if "memory" in results:
         m = results["memory"]
         rows = [[k, f"{v['saved_bytes'] / 2**20:.1f}", fmt(v["bytes_per_input_byte"]), fmt(v["fraction_of_sj"])]
@@ -391,7 +432,7 @@ def compare(results: dict, baseline: dict, tol: float) -> tuple[str, int]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (~3 min)")
-    ap.add_argument("--only", choices=["neuron", "network", "memory"], action="append",
+    ap.add_argument("--only", choices=["neuron", "network", "memory", "warmup"], action="append",
                     help="run only these parts (repeatable)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--no-peers", action="store_true", help="leave out SpikingJelly, snnTorch and Norse")
@@ -405,7 +446,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    parts = args.only or ["neuron", "network", "memory"]
+    parts = args.only or ["neuron", "network", "memory", "warmup"]
     peers = {} if args.no_peers else peer_lib.available()
     q = args.quick
     results = {"meta": environment(torch.get_num_threads()), "quick": q}
@@ -423,6 +464,9 @@ def main(argv=None) -> int:
         shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
         results["memory"] = bench_memory(shape, 8, (2, 4) if q else (2, 4, 8), peers)
         print(report({"memory": results["memory"]}), flush=True)
+    if "warmup" in parts:
+        results["warmup"] = bench_warmup(torch.get_num_threads())
+        print(report({"warmup": results["warmup"]}), flush=True)
     results["meta"]["load_average_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     out = Path(args.out)

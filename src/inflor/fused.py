@@ -427,8 +427,18 @@ def _fresh_function(fn: Callable, name: str) -> Callable:
 _INDUCTOR_OPTIONS = {"realize_opcount_threshold": 4, "max_fusion_size": 100000, "pattern_matcher": False}
 
 
+def _cpu_threads(device_type: str) -> int:
+    """The OpenMP thread count a CPU kernel is generated for (0 elsewhere). Inductor bakes
+    ``torch.get_num_threads()`` into the C++ (serial code for 1 thread) but leaves it out of its
+    on-disk cache key, so a kernel first compiled at 1 thread would be served, serial, to every
+    later process. Passing it as ``cpp.threads`` puts it in the key; it is in ours too, so a
+    ``torch.set_num_threads`` mid-process gets kernels for the new count."""
+    return torch.get_num_threads() if device_type == "cpu" else 0
+
+
 def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> Callable:
-    key = (direction, spec, dtype, device_type)
+    threads = _cpu_threads(device_type)
+    key = (direction, spec, dtype, device_type, threads)
     fn = _KERNELS.get(key)
     if fn is not None:
         return fn
@@ -439,9 +449,11 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
             name = "inflor_{}_T{}_{}_{}_{}{}{}{}_{}_{}".format(
                 direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any",
                 "_detach" if spec.detach else "", "_stats" if spec.stats else "",
-                "_state" if spec.state else "", str(dtype).replace("torch.", ""), device_type)
+                "_state" if spec.state else "", str(dtype).replace("torch.", ""),
+                f"{device_type}{threads}" if threads else device_type)
             # sizes are marked dynamic before the first call (see _run), the rest is static
-            fn = torch.compile(_fresh_function(src, name), fullgraph=True, options=_INDUCTOR_OPTIONS)
+            options = dict(_INDUCTOR_OPTIONS, **({"cpp.threads": threads} if threads else {}))
+            fn = torch.compile(_fresh_function(src, name), fullgraph=True, options=options)
             _KERNELS[key] = fn
     return fn
 
@@ -453,7 +465,7 @@ _READY: set[tuple] = set()
 
 
 def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args):
-    key = (direction, spec, dtype, device_type)
+    key = (direction, spec, dtype, device_type, _cpu_threads(device_type))
     if key in _FAILED:
         raise _CompileFailed(key)
     if key not in _READY:

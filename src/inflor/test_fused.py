@@ -3,9 +3,9 @@ and statistics' gradients, for every variant (resets, decay, input scale, detach
 surrogate, both MPR kinds, record_stats, chunked long T, dtypes, layouts), plus its fallbacks.
 
 Compilation dominates the run time, so the cases are grouped to share compiled kernels: the
-forward kernel depends only on (T, record_stats, chunking, dtype), the backward kernel also on
-the surrogate family and the MPR kind; every numeric setting is a runtime input. No timing here:
-speed lives in ``benchmarks/``.
+forward kernel depends only on (T, reset kind, record_stats, chunking, dtype), the backward kernel
+also on detach_reset, the surrogate family and the MPR kind; every numeric setting is a runtime
+input. No timing here: speed lives in ``benchmarks/``.
 """
 import math
 import warnings
@@ -268,6 +268,23 @@ def test_saves_only_the_input_for_backward():
     big = [t for t in saved if t.numel() > fused.N_PARAMS]
     assert len(big) == 1 and big[0].data_ptr() == y.data_ptr()
     assert sum(t.numel() for t in saved if t.numel() <= fused.N_PARAMS) == fused.N_PARAMS
+
+
+def test_cpu_kernels_are_compiled_per_thread_count():
+    """Inductor bakes the OpenMP thread count into CPU code but not into its disk-cache key; the
+    count is passed explicitly (``cpp.threads``) and is part of our key, so a kernel compiled
+    serially at 1 thread is never served to a 2-thread process or after set_num_threads."""
+    spec = fused.Spec(T=2, family="", mpr="", stats=False, state=False, reset="hard", detach=False)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        k1 = fused._kernel("fwd", spec, torch.float32, "cpu")
+        torch.set_num_threads(2)
+        k2 = fused._kernel("fwd", spec, torch.float32, "cpu")
+        assert k1 is not k2 and fused._kernel("fwd", spec, torch.float32, "cpu") is k2
+    finally:
+        torch.set_num_threads(old)
+    assert fused._cpu_threads("cuda") == 0
 
 
 # ---------------------------------------------------------------- integration and fallbacks
