@@ -202,7 +202,9 @@ def network_variants(net_name: str, T: int, peers: dict, with_peers: bool = True
         "inflor (reference backend)": build(timesteps=T, neuron="lif", neuron_options={"backend": "reference"}),
         "ANN twin (ReLU)": swap_neurons(fused_net, nn.ReLU),
     }
-    if with_peers:
+    if with_peers:   # the timing table: also the papers' own neuron (SRIF + MPR), and the peers
+        out["inflor (fused), InfLoR neurons"] = build(timesteps=T, neuron="inflor",
+                                                      neuron_options={"backend": "fused"})
         for name, (version, cls) in peers.items():
             out[f"{name} {version} neurons"] = swap_neurons(fused_net, cls)
     return out
