@@ -22,6 +22,10 @@ from inflor.surrogate import ESG, SURROGATES, Rectangle, Tanh, make_surrogate
 
 F64 = dict(rtol=1e-9, atol=1e-11)
 
+# a kernel that fails to compile falls back to the reference with a warning, and the comparisons
+# below would still pass: here that warning is an error (the fallback tests catch it themselves)
+pytestmark = pytest.mark.filterwarnings("error:inflor fused neuron backend. compiling")
+
 CONFIGS = {
     "if_hard": NeuronConfig(),
     "lif_hard": NeuronConfig(decay=0.25),
@@ -112,17 +116,16 @@ def test_every_surrogate(name):
 
 def test_esg_k_is_a_runtime_input():
     """ESG's K changes every epoch: gradients follow it and nothing is recompiled."""
-    from torch._dynamo.utils import counters
     sur = ESG()
     x = make_input((4, 3, 5, 4))
     cfg = CONFIGS["lif_hard"]
     assert_match(x, cfg, sur)
-    graphs = counters["stats"]["unique_graphs"]
+    kernels = dict(fused._KERNELS)
     grads = []
     for epoch in (0, 5, 9):
         sur.set_epoch(epoch, 10)
         grads.append(assert_match(x, cfg, sur)[1])
-    assert counters["stats"]["unique_graphs"] == graphs, "ESG's K must not trigger a recompile"
+    assert fused._KERNELS == kernels, "ESG's K must not trigger a recompile"
     assert not torch.allclose(grads[0], grads[2])
 
 
