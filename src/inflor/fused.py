@@ -520,8 +520,9 @@ def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args
     key = (direction, spec, dtype, device_type, _cpu_threads(device_type))
     if key in _FAILED:
         raise _CompileFailed(key)
-    if key not in _READY:
-        # one compiled kernel serves every size: mark the sizes dynamic for the first compile
+    if key not in _READY and device_type != "cpu":
+        # torch.compile path: one compiled kernel serves every size, so mark the sizes dynamic for
+        # the first compile (the CPU artifacts are traced with symbolic sizes, see _standalone)
         for i in _TIME_FIRST[direction]:
             _dyn(args[i])
         for i in _SIZED[direction]:
