@@ -242,24 +242,29 @@ def _surrogate_grad(z, q: _SurrogateParams, family: str):
     raise AssertionError(family)
 
 
+def _tanh_exp(u, k):
+    """e = exp(-2k|u-½|), the one exp both functions below build on (log2(e) folded into the
+    scalar factor)."""
+    return _exp2_nonpositive((-2.0 * _LOG2E * k) * (u - 0.5).abs())
+
+
 def _tanh_form(u, m):
     """(φ, φ') of the AAAI form tanh(k(u-½))/d + ½, d = 2·tanh(k/2), with m = (k, 1/d, k/d);
     tanh from one exp and one division (accurate to a few ulps; tanh itself is slow on CPU)."""
     k, inv_d, k_inv_d = m
-    y = k * (u - 0.5)
-    e = _exp2_nonpositive(-2.0 * _LOG2E * y.abs())
+    e = _tanh_exp(u, k)
     inv = 1.0 / (1.0 + e)
     th = (1.0 - e) * inv
-    th = torch.where(y < 0, -th, th)
+    th = torch.where(u < 0.5, -th, th)
     phi = th * inv_d + 0.5
     dphi = k_inv_d * (4.0 * e * inv * inv)
     return phi, dphi
 
 
 def _tanh_form_grad(u, m):
-    """φ' alone of the AAAI form: (k/d)·(1 - tanh²(k(u-½))) = (k/d)·4e/(1+e)², e = exp(-2k|u-½|)."""
+    """φ' alone of the AAAI form: (k/d)·(1 - tanh²(k(u-½))) = (k/d)·4e/(1+e)²."""
     k, _, k_inv_d = m
-    e = _exp2_nonpositive((-2.0 * _LOG2E * k) * (u - 0.5).abs())
+    e = _tanh_exp(u, k)
     one_e = 1.0 + e
     return k_inv_d * 4.0 * e / (one_e * one_e)
 
