@@ -182,6 +182,11 @@ class Spec(NamedTuple):
     state: bool       # U in and out (chunks of a longer sequence)
     reset: str        # "hard" | "soft": which update U = f(H, O) (its values are runtime inputs)
     detach: bool      # detach_reset: no gradient through the reset (backward only)
+    # the identity values of the defaults, compiled in so that their multiply or subtract is left
+    # out (every other value of these settings is a runtime input):
+    s_is_1: bool = False          # input_scale s = 1: H = λU + X
+    lam_is_1: bool = False        # decay λ = 1 (IF): H = U + sX, dL/dU[t-1] = dL/dH[t]
+    v_reset_is_0: bool = False    # hard reset to V_reset = 0: U = H·(1 - O)
 
 
 class _SurrogateParams(NamedTuple):
@@ -198,54 +203,58 @@ _LOG2E = 1.4426950408889634
 
 
 def _exp_nonpositive(y):
-    """exp(y) for y ≤ 0. float32: 2^n·P(f) with y·log2(e) = n + f, n = ⌊·⌋, f ∈ [0, 1) and P the
-    degree-5 fit above; 2^n is built in the exponent bits. Five FMAs that inductor inlines and
-    vectorises, where ``torch.exp`` becomes a call into Sleef per 8 lanes, which also spills the
-    unrolled time loop's registers around each call (on the benchmark's 2-core CPU this made bell
-    surrogates' backward ~1.6x faster). Relative error < (2 + |y|)·1e-7 (the |y| term is the
-    float32 rounding of y·log2(e): where it matters, exp(y) is already tiny next to the 1 it is
-    added to); results under 2^-126 are flushed to 2^-126 (1.2e-38). float64: torch.exp."""
+    """exp(y) for y ≤ 0. float32: ``_exp2_neg(-y·log2(e))``; float64: torch.exp. (The kernels
+    call ``_exp2_neg`` directly, with log2(e) folded into their scalar factors.)"""
     if y.dtype == torch.float64:
         return torch.exp(y)
-    return _exp2_nonpositive(y * _LOG2E)
+    return _exp2_neg(y * -_LOG2E)
 
 
-def _exp2_nonpositive(t):
-    """2^t for t ≤ 0, as ``_exp_nonpositive`` (the kernels call this one and fold log2(e) into
-    their scalar factor, one vector multiply fewer); float64: torch.exp2."""
-    if t.dtype == torch.float64:
-        return torch.exp2(t)
-    t = t.clamp(min=-126.0)
-    n = torch.floor(t)
-    f = t - n
+def _exp2_neg(a):
+    """2^-a for a ≥ 0. float32: with k = ⌈a⌉ and f = k - a ∈ [0, 1), 2^-a = 2^-k · 2^f, where 2^f
+    is the degree-5 fit above and 2^-k is built in the exponent bits ((127 - k)·2^23 is exact in
+    float32, then reinterpreted). Five FMAs that inductor inlines and vectorises, where
+    ``torch.exp`` becomes a call into Sleef per 8 lanes, which also spills the unrolled time
+    loop's registers around each call (on the benchmark's 2-core CPU this made bell surrogates'
+    backward ~1.6x faster). Relative error < (2 + a)·1e-7 (the a term is the float32 rounding
+    of the argument times log2(e): where it matters, the result is already tiny next to the 1 it
+    is added to); results under 2^-126 are flushed to 2^-126 (1.2e-38). float64: torch.exp2."""
+    if a.dtype == torch.float64:
+        return torch.exp2(-a)
+    a = a.clamp(max=126.0)
+    k = torch.ceil(a)
+    f = k - a
     c = _EXP2_POLY
     poly = ((((c[4] * f + c[3]) * f + c[2]) * f + c[1]) * f + c[0]) * f + 1.0
-    scale = ((n.to(torch.int32) + 127) << 23).view(torch.float32)     # 2^n, n ∈ [-126, 0]
+    scale = (k * -8388608.0 + 1065353216.0).to(torch.int32).view(torch.float32)   # (127 - k)·2^23
     return poly * scale
 
 
-def _surrogate_grad(z, q: _SurrogateParams, family: str):
-    """g(z) of the family (module table)."""
-    az = z.abs()
-    if family == "box":
-        return (az < q.W).to(z.dtype) * q.A
+def _surrogate_grad(v, vth, q: _SurrogateParams, family: str):
+    """g(z) of the family (module table) at z = v - V_th."""
     if family in ("bell", "windowed_bell"):
-        e = _exp2_nonpositive((-_LOG2E * q.B) * az)
+        # e = exp(-B|z|) = 2^-|c·v - c·V_th|, c = B·log2(e): one FMA for the argument
+        c = q.B * _LOG2E
+        e = _exp2_neg((c * v - c * vth).abs())
         one_e = 1.0 + e
         g = q.A * e / (one_e * one_e)
-        return g * (az < q.W).to(z.dtype) if family == "windowed_bell" else g
+        return g * ((v - vth).abs() < q.W).to(v.dtype) if family == "windowed_bell" else g
+    z = v - vth
+    if family == "box":
+        return (z.abs() < q.W).to(z.dtype) * q.A
     if family == "triangle":
-        return (q.W - az).clamp(min=0.0) * q.A
+        return (q.W - z.abs()).clamp(min=0.0) * q.A
     if family == "atan":
-        v = q.B * z
-        return q.A / (1.0 + v * v)
+        w = q.B * z
+        return q.A / (1.0 + w * w)
     raise AssertionError(family)
 
 
 def _tanh_exp(u, k):
-    """e = exp(-2k|u-½|), the one exp both functions below build on (log2(e) folded into the
-    scalar factor)."""
-    return _exp2_nonpositive((-2.0 * _LOG2E * k) * (u - 0.5).abs())
+    """e = exp(-2k|u-½|) = 2^-|c·u - c/2|, c = 2k·log2(e): the one exp both functions below
+    build on."""
+    c = (2.0 * _LOG2E) * k
+    return _exp2_neg((c * u - 0.5 * c).abs())
 
 
 def _tanh_form(u, m):
@@ -307,31 +316,47 @@ def _phi_grad(h, m, mpr: str):
     return torch.where(side, 1.0 / (3.0 * r * r), _tanh_form_grad(h.clamp(0.0, 1.0), m))
 
 
-def _update(h, fired, d, hard: bool):
-    """U after the spike: hard reset U = V_reset where fired, else H (d = V_reset); soft reset
-    U = H - r·O (d = -r). Written per kind, the compiled step is a blend resp. a masked add."""
-    return torch.where(fired, d, h) if hard else torch.where(fired, h + d, h)
+def _scale(v, c):
+    """c·v, or v itself where the compiled-in c is 1 (None)."""
+    return v if c is None else c * v
+
+
+def _settings(spec: Spec, p):
+    """(s, λ, d) for the kernels: runtime scalars from p, or None (s, λ = 1) / 0.0 (V_reset = 0)
+    where the spec compiles in the identity value. d is V_reset (hard) or -r (soft)."""
+    return (None if spec.s_is_1 else p[P_S], None if spec.lam_is_1 else p[P_LAM],
+            0.0 if spec.v_reset_is_0 else p[P_D])
+
+
+def _charge_and_fire(x, p, u0, spec: Spec):
+    """The forward recurrence, unrolled over the kernel's T steps, yielding (sX[t], H[t], O[t]
+    as a bool mask) per step: H[t] = λU[t-1] + sX[t] (U[-1] = u0 with state, else 0),
+    O[t] = H[t] ≥ thr, U[t] = V_reset where fired else H[t] (hard; a blend) or H[t] - r·O[t]
+    (soft; a masked add). Both kernels run it: the backward recomputes H in registers."""
+    s, lam, d = _settings(spec, p)
+    thr, hard, cdt = p[P_THR], spec.reset == "hard", p.dtype
+    u = u0 if spec.state else None
+    for t in range(spec.T):
+        xt = _scale(x[t].to(cdt), s)
+        h = xt if u is None else _scale(u, lam) + xt
+        fired = h >= thr
+        u = torch.where(fired, d, h) if hard else torch.where(fired, h + d, h)
+        yield xt, h, fired, u
 
 
 def _make_forward(spec: Spec) -> Callable:
     """The forward kernel does not depend on the surrogate or the MPR (the threshold p[P_THR] is
     φ⁻¹(V_th), or V_th itself without MPR), so all variants share it."""
-    T, stats, state, hard = spec.T, spec.stats, spec.state, spec.reset == "hard"
+    stats, state = spec.stats, spec.state
 
     def forward_kernel(x, p, u0):
         cdt = p.dtype
-        s, lam, thr, d = p[P_S], p[P_LAM], p[P_THR], p[P_D]
-        u = u0 if state else None
         outs = []
-        hs = hq = xs = os_ = None
-        for t in range(T):
-            xt = x[t].to(cdt) * s
-            h = xt if u is None else lam * u + xt
-            fired = h >= thr
-            o = fired.to(cdt)
-            u = _update(h, fired, d, hard)
+        hs = hq = xs = os_ = u = None
+        for xt, h, fired, u in _charge_and_fire(x, p, u0, spec):
             outs.append(fired.to(x.dtype))
             if stats:
+                o = fired.to(cdt)
                 hs = h if hs is None else hs + h
                 hq = h * h if hq is None else hq + h * h
                 xs = xt if xs is None else xs + xt
@@ -347,50 +372,46 @@ def _make_forward(spec: Spec) -> Callable:
 
 
 def _make_backward(spec: Spec) -> Callable:
-    T, family, mpr, stats, state, reset, detach = spec
-    hard = reset == "hard"
+    T, family, mpr, stats, state, detach = spec.T, spec.family, spec.mpr, spec.stats, spec.state, spec.detach
+    hard = spec.reset == "hard"
 
     def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos):
         cdt = p.dtype
-        s, lam, vth, thr, d = p[P_S], p[P_LAM], p[P_VTH], p[P_THR], p[P_D]
+        s, lam, d = _settings(spec, p)
+        vth = p[P_VTH]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
         m = (p[P_MK], p[P_MINV], p[P_MKINV])
         lo, hi = p[P_LO], p[P_HI]
-        u = u0 if state else None
-        hs, os_ = [], []
-        for t in range(T):                      # recompute H forwards (registers, not memory)
-            xt = x[t].to(cdt) * s
-            h = xt if u is None else lam * u + xt
-            fired = h >= thr
-            u = _update(h, fired, d, hard)
-            hs.append(h)
-            os_.append(fired)
+        # recompute H forwards (registers, not memory), then walk time backwards
+        steps = [(h, fired) for _, h, fired, _ in _charge_and_fire(x, p, u0, spec)]
         gx = [None] * T
         gu = gu_in if state else None
-        for t in reversed(range(T)):            # then walk time backwards
-            h, fired = hs[t], os_[t]
+        for t in reversed(range(T)):
+            h, fired = steps[t]
             if mpr == "none":
-                sg = _surrogate_grad(h - vth, q, family)
+                sg = _surrogate_grad(h, vth, q, family)
             elif family == "box":           # window on H, so only φ' is evaluated
                 sg = torch.where((h > lo) & (h < hi), q.A * _phi_grad(h, m, mpr), 0.0)
             else:
                 phi, dphi = _phi_and_grad(h, m, mpr)
-                sg = _surrogate_grad(phi - vth, q, family) * dphi
+                sg = _surrogate_grad(phi, vth, q, family) * dphi
             go = gout[t].to(cdt)
             if stats:
                 go = go + gos
             if gu is None:
                 gh = go * sg
             elif hard:      # dU/dH = 1 - O, dU/dO = V_reset - H
-                gh = (go if detach else go + gu * (d - h)) * sg + torch.where(fired, 0.0, gu)
+                if not detach:
+                    go = go - gu * h if spec.v_reset_is_0 else go + gu * (d - h)
+                gh = go * sg + torch.where(fired, 0.0, gu)
             else:           # dU/dH = 1, dU/dO = -r
                 gh = (go if detach else go + gu * d) * sg + gu
             if stats:
                 gh = gh + g1 + 2.0 * g2 * h
-                gx[t] = (s * (gh + gxs)).to(x.dtype)
+                gx[t] = _scale(gh + gxs, s).to(x.dtype)
             else:
-                gx[t] = (s * gh).to(x.dtype)
-            gu = lam * gh
+                gx[t] = _scale(gh, s).to(x.dtype)
+            gu = _scale(gh, lam)
         res = (torch.stack(gx),)
         if state:
             res = res + (gu,)
@@ -466,10 +487,11 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
             if device_type == "cpu":
                 fn = _standalone(direction, spec, src, dtype, options)
             else:
-                name = "inflor_{}_T{}_{}_{}_{}{}{}{}_{}_{}".format(
-                    direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any",
-                    "_detach" if spec.detach else "", "_stats" if spec.stats else "",
-                    "_state" if spec.state else "", str(dtype).replace("torch.", ""), device_type)
+                flags = "".join(f"_{f}" for f in ("detach", "stats", "state", "s_is_1", "lam_is_1",
+                                                    "v_reset_is_0") if getattr(spec, f))
+                name = "inflor_{}_T{}_{}_{}_{}{}_{}_{}".format(
+                    direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any", flags,
+                    str(dtype).replace("torch.", ""), device_type)
                 # sizes are marked dynamic before the first call (see _run), the rest is static
                 fn = torch.compile(_fresh_function(src, name), fullgraph=True, options=options)
             _KERNELS[key] = fn
@@ -727,7 +749,8 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
     p, kernel_mpr = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
     spec = Spec(T=0, family=family, mpr=kernel_mpr, stats=bool(record_stats), state=False,
-                reset=cfg.reset, detach=bool(cfg.detach_reset))
+                reset=cfg.reset, detach=bool(cfg.detach_reset), s_is_1=cfg.input_scale == 1.0,
+                lam_is_1=cfg.decay == 1.0, v_reset_is_0=cfg.reset == "hard" and cfg.v_reset == 0.0)
     try:
         out = _FusedNeuronFn.apply(x, p, spec, bool(record_stats), (cfg, surrogate, mpr))
     except _CompileFailed:
