@@ -122,6 +122,13 @@ def inflor_neurons() -> dict:
         "inflor SRIF (soft reset)": node("srif", backend="fused"),
         "inflor InfLoR (SRIF + MPR)": node("inflor", backend="fused"),
         "inflor IF hard, ESG": node("if", backend="fused", surrogate_function="esg"),
+        "inflor LIF hard, tanh k=2": node("lif", backend="fused", surrogate_function={"name": "tanh", "k": 2.0}),
+        "inflor LIF hard, DSpike": node("lif", backend="fused", surrogate_function="dspike"),
+        "inflor LIF hard, triangle": node("lif", backend="fused", surrogate_function="triangle"),
+        "inflor LIF hard, ATan": node("lif", backend="fused", surrogate_function="atan"),
+        "inflor LIF soft, detach_reset": node("lif", backend="fused", reset="soft", detach_reset=True),
+        "inflor LIF hard, s=0.5, V_reset=0.1": node("lif", backend="fused", input_scale=0.5, v_reset=0.1),
+        "inflor SRIF + MPR tanh form, sigmoid": node("srif", backend="fused", mpr="tanh", surrogate_function="sigmoid"),
         "inflor LIF hard + record_stats": node("lif", stats=True, backend="fused"),
         "inflor LIF hard, reference backend": node("lif", backend="reference"),
     }

@@ -22,8 +22,9 @@ dynamo frame around it; elsewhere it goes through ``torch.compile``. Every numbe
 epochs is a runtime tensor input (V_th, λ, s, V_reset or the soft-reset amount, surrogate width or
 sharpness — so ESG's K changes per epoch without recompiling — and MPR's k); only the structure
 is compiled in: hard or soft reset, ``detach_reset``, the surrogate family, the MPR kind,
-``record_stats`` and T (a network uses one or two such structures, and each specialised step is
-a handful of vector instructions fewer than a generic one). Long sequences run in chunks of at
+``record_stats``, T, and whether s, λ and V_reset take the presets' identity values (1, 1, 0:
+their multiply or subtract is left out). A network uses one or two such structures, and each
+specialised step is a handful of vector instructions fewer than a generic one. Long sequences run in chunks of at
 most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
 
 Surrogate families (g as a function of z = Ĥ - V_th)::
@@ -36,7 +37,7 @@ Surrogate families (g as a function of z = Ĥ - V_th)::
 
 (``(k/2)(1 - tanh²(kz)) = 2k·e/(1+e)²`` with B = 2k, and ``α σ(αz)(1 - σ(αz)) = α e/(1+e)²`` with
 B = α: one exp, no tanh. In float32 that exp is the kernels' own inlined polynomial,
-``_exp_nonpositive``: a library exp is an out-of-line call per 8 lanes.)
+``_exp2_neg``: a library exp is an out-of-line call per 8 lanes.)
 
 MPR: φ is strictly increasing, so the forward tests ``H ≥ φ⁻¹(V_th)`` (a scalar computed once)
 instead of evaluating φ per element. With a box surrogate the backward's window
@@ -196,7 +197,7 @@ class _SurrogateParams(NamedTuple):
 
 
 #: 2^f ≈ 1 + Σ c_i f^i on [0, 1), least squares in relative error: |error| < 8.5e-8 (under one
-#: float32 ulp). Fitted here with numpy (Chebyshev nodes) for ``_exp_nonpositive``.
+#: float32 ulp). Fitted here with numpy (Chebyshev nodes) for ``_exp2_neg``.
 _EXP2_POLY = (0.6931513547897339, 0.2401641607284546, 0.05580044537782669,
               0.009016687981784344, 0.0018671829020604491)
 _LOG2E = 1.4426950408889634
@@ -732,6 +733,13 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _spec(cfg: NeuronConfig, family: str, kernel_mpr: str, stats: bool) -> Spec:
+    """The kernels' structure for these settings (T and chunking are filled in per call)."""
+    return Spec(T=0, family=family, mpr=kernel_mpr, stats=stats, state=False, reset=cfg.reset,
+                detach=bool(cfg.detach_reset), s_is_1=cfg.input_scale == 1.0, lam_is_1=cfg.decay == 1.0,
+                v_reset_is_0=cfg.reset == "hard" and cfg.v_reset == 0.0)
+
+
 def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
                  mpr: Callable | None = None,
                  record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
@@ -748,9 +756,7 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     if torch.compiler.is_compiling() or x.numel() == 0 or x.device.type not in _DEVICES:
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
     p, kernel_mpr = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
-    spec = Spec(T=0, family=family, mpr=kernel_mpr, stats=bool(record_stats), state=False,
-                reset=cfg.reset, detach=bool(cfg.detach_reset), s_is_1=cfg.input_scale == 1.0,
-                lam_is_1=cfg.decay == 1.0, v_reset_is_0=cfg.reset == "hard" and cfg.v_reset == 0.0)
+    spec = _spec(cfg, family, kernel_mpr, bool(record_stats))
     try:
         out = _FusedNeuronFn.apply(x, p, spec, bool(record_stats), (cfg, surrogate, mpr))
     except _CompileFailed:

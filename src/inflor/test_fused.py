@@ -80,6 +80,17 @@ def test_every_reset_decay_scale_and_detach(name):
     assert_match(make_input((4, 3, 5, 2, 2)), CONFIGS[name], Rectangle())
 
 
+@pytest.mark.parametrize("name,flags", [("if_hard", (True, True, True)), ("lif_hard", (True, False, True)),
+                                        ("aaai", (False, True, True)), ("srif", (True, True, False)),
+                                        ("hard_v_reset", (True, False, False)),
+                                        ("hard_detach_scaled", (False, False, True))])
+def test_identity_settings_are_compiled_in(name, flags):
+    """s = 1, λ = 1 and V_reset = 0 select kernels without that multiply or subtract (each of
+    these configurations is compared with the reference above); other values stay runtime inputs."""
+    spec = fused._spec(CONFIGS[name], "box", "none", False)
+    assert (spec.s_is_1, spec.lam_is_1, spec.v_reset_is_0) == flags
+
+
 @pytest.mark.parametrize("shape", [(4, 7), (4, 2, 9), (4, 2, 3, 5, 4), (4, 1, 3)])
 def test_trailing_shapes(shape):
     assert_match(make_input(shape, seed=3), CONFIGS["lif_hard"], Rectangle())
@@ -240,6 +251,9 @@ def test_polynomial_exp():
     tiny = fused._exp_nonpositive(torch.tensor([-90.0, -1e4, -math.inf]))
     assert torch.equal(tiny, torch.full((3,), 2.0 ** -126))
     assert torch.equal(fused._exp_nonpositive(y), torch.exp(y))
+    # whole powers of two are exact: 2^-k comes from the exponent bits, the polynomial is 1 at 0
+    k = torch.arange(0.0, 127.0)
+    assert torch.equal(fused._exp2_neg(k), torch.exp2(-k))
 
 
 def test_bfloat16_computes_in_float32():
