@@ -460,7 +460,8 @@ def _fresh_function(fn: Callable, name: str) -> Callable:
 #: * ``-ffp-contract=fast`` (inductor's default is off, to match eager bit for bit): lets the C++
 #:   compiler fuse multiply-adds (the exp polynomial, the membrane update); on the benchmark's CPU
 #:   the backward kernels ran 13% faster. Our contract with the reference is equality within float
-#:   tolerance, which the tests check with this flag on.
+#:   tolerance, which the tests check with this flag on;
+#: and, per CPU thread count (see ``_thread_options``), ``cpp.threads`` and ``cpp.dynamic_threads``.
 _INDUCTOR_OPTIONS = {"realize_opcount_threshold": 4, "max_fusion_size": 100000, "pattern_matcher": False,
                      "cpp.enable_floating_point_contract_flag": "fast"}
 
@@ -474,6 +475,22 @@ def _cpu_threads(device_type: str) -> int:
     return torch.get_num_threads() if device_type == "cpu" else 0
 
 
+def _thread_options(threads: int) -> dict:
+    """Inductor's threading options for CPU kernels compiled for ``threads`` OpenMP threads (0: not
+    a CPU kernel).
+
+    * ``cpp.threads``: see ``_cpu_threads``.
+    * ``cpp.dynamic_threads`` when there is more than one thread: every loop then gets an OpenMP
+      parallel region. Without it, inductor parallelises a loop only if its *size hint* is large,
+      and the hint of a kernel traced with symbolic sizes is the example's: with a small example
+      every kernel came out serial at any thread count, and inductor's disk cache, which does not
+      key on hints, went on serving those (this option is part of its key). At 1 thread the loop
+      stays serial: inside an OpenMP region the compiler produced ~8% slower code."""
+    if not threads:
+        return {}
+    return {"cpp.threads": threads, "cpp.dynamic_threads": threads > 1}
+
+
 def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> Callable:
     threads = _cpu_threads(device_type)
     key = (direction, spec, dtype, device_type, threads)
@@ -484,7 +501,7 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
         fn = _KERNELS.get(key)
         if fn is None:
             src = (_make_forward if direction == "fwd" else _make_backward)(spec)
-            options = dict(_INDUCTOR_OPTIONS, **({"cpp.threads": threads} if threads else {}))
+            options = dict(_INDUCTOR_OPTIONS, **_thread_options(threads))
             if device_type == "cpu":
                 fn = _standalone(direction, spec, src, dtype, options)
             else:
@@ -507,16 +524,22 @@ def _present(direction: str, spec: Spec) -> tuple[bool, ...]:
     return (True, True, True, spec.state, spec.state) + (spec.stats,) * 4
 
 
+#: the example size N of a traced kernel: inductor's size hint (see _standalone)
+_EXAMPLE_N = 1 << 16
+
+
 def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, options: dict) -> Callable:
     """The CPU kernel as a standalone inductor artifact: the source traced once with symbolic
     sizes (every size is dynamic) and compiled, with no dynamo frame around it, so a call costs
     ~13 µs instead of ~50 µs of guard checks. What the guards would check is our cache key
     (structure, dtype, device, threads) plus the layout the caller guarantees: contiguous flat
-    [T, N] / [N] tensors. The example sizes are ≥ 2, so no size is specialised to 0 or 1."""
+    [T, N] / [N] tensors. The example sizes are ≥ 2, so no size is specialised to 0 or 1; and
+    large, because inductor takes them as the size hint that decides whether a loop is worth
+    running in parallel (with N = 17 every kernel came out serial, whatever the thread count)."""
     from torch.fx.experimental.proxy_tensor import make_fx
     present = _present(direction, spec)
     cdt = _compute_dtype(dtype)
-    n, T = 17, spec.T
+    n, T = _EXAMPLE_N, spec.T
     # distinct tensors (the tracer would take one object passed twice for one input)
     if direction == "fwd":
         examples = [torch.zeros(T, n, dtype=dtype), torch.zeros(N_PARAMS, dtype=cdt),
@@ -534,8 +557,12 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
     gm = make_fx(lambda *given: src(*full_args(given)), tracing_mode="symbolic")(*examples)
     with torch._inductor.config.patch(options):
         art = torch._inductor.standalone_compile(gm, examples)
-    # the artifact asserts dense strides (an unused statistic's gradient arrives expanded)
-    return lambda *args: art(*[a.contiguous() for a, keep in zip(args, present) if keep])
+    def run(*args):
+        # the artifact asserts dense strides (an unused statistic's gradient arrives expanded)
+        return art(*[a.contiguous() for a, keep in zip(args, present) if keep])
+
+    run.artifact = art
+    return run
 
 
 # which arguments of a kernel have sizes: time-first ones (dimension 0 is T) and the rest

@@ -304,6 +304,30 @@ def test_cpu_kernels_are_compiled_per_thread_count():
     assert fused._cpu_threads("cuda") == 0
 
 
+def _generated_source(kernel) -> str:
+    """The C++/Python inductor generated for a CPU kernel (a private attribute of torch's)."""
+    src = getattr(getattr(getattr(kernel, "artifact", None), "_compiled_fn", None), "source_code", None)
+    if src is None:
+        pytest.skip("this torch version does not expose the generated source of a standalone artifact")
+    return src
+
+
+def test_cpu_kernels_run_in_parallel_with_more_than_one_thread():
+    """With 2 threads the generated loop is an OpenMP parallel region (once it was serial at any
+    thread count: inductor decided from the traced example's size); at 1 thread it is plain."""
+    spec = fused.Spec(T=3, family="", mpr="", stats=False, state=False, reset="hard", detach=False)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parallel = _generated_source(fused._kernel("fwd", spec, torch.float32, "cpu"))
+        torch.set_num_threads(1)
+        serial = _generated_source(fused._kernel("fwd", spec, torch.float32, "cpu"))
+    finally:
+        torch.set_num_threads(old)
+    assert "#pragma omp parallel" in parallel
+    assert "#pragma omp parallel" not in serial
+
+
 # ---------------------------------------------------------------- integration and fallbacks
 def test_registered_and_picked_by_auto(monkeypatch):
     assert BACKENDS["fused"] is fused_neuron
