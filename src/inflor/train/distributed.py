@@ -50,8 +50,15 @@ def init_distributed(device_kind: str) -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank)
 
 
-def cleanup() -> None:
+def cleanup(barrier: bool = False) -> None:
+    """Tear the process group down. After a run that ended normally on every rank
+    (``barrier=True``), first wait for all ranks: a rank that destroys the group while another is
+    still finishing its last collective can make gloo abort at exit ("terminate called without an
+    active exception", seen once in the two-process test). After an error, no wait: the other
+    ranks may be gone."""
     if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -828,8 +828,11 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
 def run_training(cfg: dict, out_dir, resume: bool = False, callbacks=(), log=None) -> dict:
     """Set up and run a ``Trainer``; always tears the process group down."""
     tr = Trainer(cfg, out_dir, resume=resume, callbacks=callbacks, log=log)
+    finished = False
     try:
         tr.setup()
-        return tr.fit()
+        result = tr.fit()
+        finished = True
+        return result
     finally:
-        cleanup()
+        cleanup(barrier=finished)
