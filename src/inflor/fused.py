@@ -24,8 +24,8 @@ sharpness — so ESG's K changes per epoch without recompiling — and MPR's k);
 is compiled in: hard or soft reset, ``detach_reset``, the surrogate family, the MPR kind,
 ``record_stats``, T, and whether s, λ and V_reset take the presets' identity values (1, 1, 0:
 their multiply or subtract is left out). A network uses one or two such structures, and each
-specialised step is a handful of vector instructions fewer than a generic one. Long sequences run in chunks of at
-most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
+specialised step is a handful of vector instructions fewer than a generic one. Long sequences
+run in chunks of at most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
 
 Surrogate families (g as a function of z = Ĥ - V_th)::
 

@@ -16,8 +16,8 @@ import torch
 import inflor.fused as fused
 from inflor.functional import NeuronConfig, neuron_reference
 from inflor.fused import fused_neuron
-from inflor.mpr import MPR, resolve_mpr
-from inflor.neuron import BACKENDS, BaseNode, IFNode, make_neuron
+from inflor.mpr import MPR
+from inflor.neuron import BACKENDS, make_neuron
 from inflor.surrogate import ESG, SURROGATES, Rectangle, Tanh, make_surrogate
 
 F64 = dict(rtol=1e-9, atol=1e-11)
