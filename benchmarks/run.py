@@ -51,7 +51,6 @@ sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
 import peers as peer_lib  # noqa: E402
-from inflor import fused  # noqa: E402
 from inflor.checkpointing import checkpoint_modules  # noqa: E402
 from inflor.models.base import SpikingModel  # noqa: E402
 from inflor.models.blocks import ConvUnit, LinearUnit, avgpool  # noqa: E402

@@ -26,7 +26,7 @@ from .functional import NeuronConfig, check_multistep, neuron_reference
 from .fused import auto_neuron, fused_neuron
 from .mpr import resolve_mpr
 from .stats import MembraneStats
-from .surrogate import Surrogate, make_surrogate
+from .surrogate import make_surrogate
 
 ROLES = ("standalone", "block_output", "block_inner")
 

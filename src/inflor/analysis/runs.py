@@ -8,7 +8,6 @@ missing) raises ``AnalysisError`` with a message meant to be printed as is.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 CHECKPOINT_NAMES = ("best", "last")

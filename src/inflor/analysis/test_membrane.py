@@ -11,7 +11,6 @@ from inflor.analysis import (LayerAccumulator, MembraneProbe, membrane_potential
 from inflor.functional import neuron_reference
 from inflor.layers import TimeFold, repeat_time
 from inflor.losses import mpd_terms
-from inflor.mpr import resolve_mpr
 from inflor.neuron import PRESETS, make_neuron
 from inflor.stats import membrane_stats
 from inflor.surrogate import Rectangle

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from .base import DatasetInfo, check_bool, check_int, missing_files_error, resolve_root

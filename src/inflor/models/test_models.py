@@ -10,7 +10,7 @@ from torch import nn
 from inflor.models import COMMON_OPTIONS, create_model, list_models, model_options, to_time_first
 from inflor.models.blocks import BasicBlock, TemporalDropout
 from inflor.mpr import MPR
-from inflor.neuron import PRESETS, BaseNode, spiking_nodes
+from inflor.neuron import PRESETS, spiking_nodes
 from inflor.norm import TemporalBatchNorm
 from inflor.surrogate import ESG, Rectangle, Tanh
 
