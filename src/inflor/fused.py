@@ -491,9 +491,14 @@ def _thread_options(threads: int) -> dict:
     return {"cpp.threads": threads, "cpp.dynamic_threads": threads > 1}
 
 
+def _kernel_key(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> tuple:
+    """What a compiled kernel is cached under (in ``_KERNELS``, ``_FAILED`` and ``_READY``)."""
+    return (direction, spec, dtype, device_type, _cpu_threads(device_type))
+
+
 def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) -> Callable:
-    threads = _cpu_threads(device_type)
-    key = (direction, spec, dtype, device_type, threads)
+    key = _kernel_key(direction, spec, dtype, device_type)
+    threads = key[-1]
     fn = _KERNELS.get(key)
     if fn is not None:
         return fn
@@ -572,7 +577,7 @@ _READY: set[tuple] = set()
 
 
 def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args):
-    key = (direction, spec, dtype, device_type, _cpu_threads(device_type))
+    key = _kernel_key(direction, spec, dtype, device_type)
     if key in _FAILED:
         raise _CompileFailed(key)
     if key not in _READY and device_type != "cpu":
