@@ -4,8 +4,9 @@ Same contract and results as ``inflor.functional.neuron_reference`` (the readabl
 specification), computed by two compiled kernels instead of a Python loop of small eager ops:
 
 * **forward**: one pass over time per element. It reads X[0..T-1] once, keeps U in a register,
-  and writes O[0..T-1] (plus, with ``record_stats``, per-element partial sums of H, H², sX and O
-  that are reduced to per-channel sums afterwards).
+  and writes O[0..T-1] (plus, with ``record_stats``, the sums of H, H², sX and O: on the CPU
+  per row of a channel's spatial positions inside the same loop, see the rows layout below;
+  otherwise per element over T, reduced per channel afterwards).
 * **backward**: one pass per element. It reads X again, *recomputes* H[0..T-1] forwards in
   registers, then walks time backwards reading dL/dO[t] and writing dL/dX[t].
 
@@ -82,6 +83,13 @@ __all__ = ["fused_neuron", "auto_neuron", "fusable", "MAX_UNROLL", "AUTO_MIN_NUM
 _DEVICES = ("cpu", "cuda", "xpu")
 #: the longest time loop compiled as one kernel; longer sequences run in chunks of this length
 MAX_UNROLL = 16
+#: ``record_stats`` on the CPU: the kernels see x as rows [T, B·C, S] and sum the statistics per
+#: row inside their loop (see ``_FusedNeuronFn``) when a channel has at least ``ROWS_MIN_S``
+#: spatial positions (fewer would leave the vectorised inner loop nearly empty; a flat layout with
+#: per-element partial sums is used then), in chunks of at most ``ROWS_MAX_UNROLL`` steps (longer
+#: ones split into several loops)
+ROWS_MIN_S = 16
+ROWS_MAX_UNROLL = 8
 #: ``backend="auto"`` uses the fused path from this many elements on (smaller inputs, e.g. in
 #: unit tests, are not worth a compile)
 AUTO_MIN_NUMEL = 1 << 15
@@ -188,6 +196,8 @@ class Spec(NamedTuple):
     s_is_1: bool = False          # input_scale s = 1: H = λU + X
     lam_is_1: bool = False        # decay λ = 1 (IF): H = U + sX, dL/dU[t-1] = dL/dH[t]
     v_reset_is_0: bool = False    # hard reset to V_reset = 0: U = H·(1 - O)
+    # statistics summed per row inside the kernel: x as [T, R, S] (see _FusedNeuronFn)
+    rows: bool = False
 
 
 class _SurrogateParams(NamedTuple):
@@ -329,14 +339,15 @@ def _settings(spec: Spec, p):
             0.0 if spec.v_reset_is_0 else p[P_D])
 
 
-def _charge_and_fire(x, p, u0, spec: Spec):
+def _charge_and_fire(x, p, u0, thr, spec: Spec):
     """The forward recurrence, unrolled over the kernel's T steps, yielding (sX[t], H[t], O[t]
-    as a bool mask) per step: H[t] = λU[t-1] + sX[t] (U[-1] = u0 with state, else 0),
-    O[t] = H[t] ≥ thr, U[t] = V_reset where fired else H[t] (hard; a blend) or H[t] - r·O[t]
-    (soft; a masked add). Both kernels run it: the backward recomputes H in registers."""
+    as a bool mask) per step: H[t] = λU[t-1] + sX[t] (U[-1] = u0 with state or in the rows
+    layout, else 0), O[t] = H[t] ≥ thr, U[t] = V_reset where fired else H[t] (hard; a blend) or
+    H[t] - r·O[t] (soft; a masked add). Both kernels run it: the backward recomputes H in
+    registers."""
     s, lam, d = _settings(spec, p)
-    thr, hard, cdt = p[P_THR], spec.reset == "hard", p.dtype
-    u = u0 if spec.state else None
+    hard, cdt = spec.reset == "hard", p.dtype
+    u = u0 if spec.state or spec.rows else None
     for t in range(spec.T):
         xt = _scale(x[t].to(cdt), s)
         h = xt if u is None else _scale(u, lam) + xt
@@ -345,16 +356,29 @@ def _charge_and_fire(x, p, u0, spec: Spec):
         yield xt, h, fired, u
 
 
+# The rows layout (``Spec.rows``, CPU only). Inductor fuses per-element stores and per-row sums
+# into one loop nest over [rows, S] only if every node iterates over those two ranges, and it
+# flattens into one R·S loop any node whose loads are all contiguous. So in this layout every
+# per-element value is made to read a per-row input: the firing threshold and the surrogate's
+# V_th come per row ([R, 1]), and without state U[-1] is a per-row zero ([R, 1]), so that
+# H[0] = λ·0 + sX[0] reads one too. With ``realize_opcount_threshold`` = 30 (fewer values kept in
+# buffers of inductor's own layout, whose readers would be flattened again) each kernel is then
+# one loop over rows, vectorised along S, for T ≤ ``ROWS_MAX_UNROLL``, for every surrogate
+# family; ``test_rows_kernels_are_one_loop_nest`` checks it. Not with MPR in the backward: φ(H)
+# is long enough to be kept in such a buffer even so (and a higher threshold compiles for over
+# 20 s), so the MPR backward reads the same memory as [T, N] instead.
+
+
 def _make_forward(spec: Spec) -> Callable:
     """The forward kernel does not depend on the surrogate or the MPR (the threshold p[P_THR] is
     φ⁻¹(V_th), or V_th itself without MPR), so all variants share it."""
-    stats, state = spec.stats, spec.state
+    stats, state, rows = spec.stats, spec.state, spec.rows
 
-    def forward_kernel(x, p, u0):
+    def forward_kernel(x, p, u0, thr_row):
         cdt = p.dtype
         outs = []
         hs = hq = xs = os_ = u = None
-        for xt, h, fired, u in _charge_and_fire(x, p, u0, spec):
+        for xt, h, fired, u in _charge_and_fire(x, p, u0, thr_row if rows else p[P_THR], spec):
             outs.append(fired.to(x.dtype))
             if stats:
                 o = fired.to(cdt)
@@ -365,8 +389,8 @@ def _make_forward(spec: Spec) -> Callable:
         res = (torch.stack(outs),)
         if state:
             res = res + (u,)
-        if stats:
-            res = res + (hs, hq, xs, os_)
+        if stats:   # per element, or in the rows layout summed over S per row
+            res = res + tuple(v.sum(-1) if rows else v for v in (hs, hq, xs, os_))
         return res
 
     return forward_kernel
@@ -376,15 +400,16 @@ def _make_backward(spec: Spec) -> Callable:
     T, family, mpr, stats, state, detach = spec.T, spec.family, spec.mpr, spec.stats, spec.state, spec.detach
     hard = spec.reset == "hard"
 
-    def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos):
+    def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos, thr_row, vth_row):
         cdt = p.dtype
         s, lam, d = _settings(spec, p)
-        vth = p[P_VTH]
+        vth = vth_row if spec.rows else p[P_VTH]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
         m = (p[P_MK], p[P_MINV], p[P_MKINV])
         lo, hi = p[P_LO], p[P_HI]
         # recompute H forwards (registers, not memory), then walk time backwards
-        steps = [(h, fired) for _, h, fired, _ in _charge_and_fire(x, p, u0, spec)]
+        thr = thr_row if spec.rows else p[P_THR]
+        steps = [(h, fired) for _, h, fired, _ in _charge_and_fire(x, p, u0, thr, spec)]
         gx = [None] * T
         gu = gu_in if state else None
         for t in reversed(range(T)):
@@ -507,11 +532,13 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
         if fn is None:
             src = (_make_forward if direction == "fwd" else _make_backward)(spec)
             options = dict(_INDUCTOR_OPTIONS, **_thread_options(threads))
+            if spec.rows:   # see the rows layout's note
+                options["realize_opcount_threshold"] = 30
             if device_type == "cpu":
                 fn = _standalone(direction, spec, src, dtype, options)
             else:
                 flags = "".join(f"_{f}" for f in ("detach", "stats", "state", "s_is_1", "lam_is_1",
-                                                    "v_reset_is_0") if getattr(spec, f))
+                                                    "v_reset_is_0", "rows") if getattr(spec, f))
                 name = "inflor_{}_T{}_{}_{}_{}{}_{}_{}".format(
                     direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any", flags,
                     str(dtype).replace("torch.", ""), device_type)
@@ -523,14 +550,17 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
 
 #: which arguments a kernel takes, given its structure (the others are None)
 def _present(direction: str, spec: Spec) -> tuple[bool, ...]:
-    if direction == "fwd":          # x, p, u0
-        return (True, True, spec.state)
-    # x, gout, p, u0, gu_in, g1, g2, gxs, gos
-    return (True, True, True, spec.state, spec.state) + (spec.stats,) * 4
+    u0 = spec.state or spec.rows
+    if direction == "fwd":          # x, p, u0, thr_row
+        return (True, True, u0, spec.rows)
+    # x, gout, p, u0, gu_in, g1, g2, gxs, gos, thr_row, vth_row
+    return (True, True, True, u0, spec.state) + (spec.stats,) * 4 + (spec.rows,) * 2
 
 
-#: the example size N of a traced kernel: inductor's size hint (see _standalone)
+#: the example size N of a traced kernel: inductor's size hint (see _standalone); in the rows
+#: layout [R, S] = [512, 128]
 _EXAMPLE_N = 1 << 16
+_EXAMPLE_ROWS = 512
 
 
 def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, options: dict) -> Callable:
@@ -544,15 +574,19 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
     from torch.fx.experimental.proxy_tensor import make_fx
     present = _present(direction, spec)
     cdt = _compute_dtype(dtype)
-    n, T = _EXAMPLE_N, spec.T
+    T = spec.T
+    # one step: [N], or in the rows layout [R, S] (distinct sizes, each its own symbol), and what
+    # comes per element of a step (u0 with state, g1, g2) or per row ([R, 1]: thr, u0 without state)
+    step, row = ((_EXAMPLE_N,), (_EXAMPLE_N,)) if not spec.rows else ((_EXAMPLE_ROWS, _EXAMPLE_N // _EXAMPLE_ROWS), (_EXAMPLE_ROWS, 1))
+    u0 = step if spec.state else row
+    g12 = row if spec.rows else step
+    z = lambda shape, dt=cdt: torch.zeros(shape, dtype=dt)   # noqa: E731
     # distinct tensors (the tracer would take one object passed twice for one input)
     if direction == "fwd":
-        examples = [torch.zeros(T, n, dtype=dtype), torch.zeros(N_PARAMS, dtype=cdt),
-                    torch.zeros(n, dtype=cdt)]
+        examples = [z((T, *step), dtype), z(N_PARAMS), z(u0), z(row)]
     else:
-        examples = ([torch.zeros(T, n, dtype=dtype), torch.zeros(T, n, dtype=dtype),
-                     torch.zeros(N_PARAMS, dtype=cdt)] + [torch.zeros(n, dtype=cdt) for _ in range(4)]
-                    + [torch.zeros(1, dtype=cdt) for _ in range(2)])
+        examples = [z((T, *step), dtype), z((T, *step), dtype), z(N_PARAMS), z(u0), z(step),
+                    z(g12), z(g12), z(1), z(1), z(row), z(row)]
     examples = [e for e, keep in zip(examples, present) if keep]
 
     def full_args(given):
@@ -572,7 +606,7 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
 
 # which arguments of a kernel have sizes: time-first ones (dimension 0 is T) and the rest
 _TIME_FIRST = {"fwd": (0,), "bwd": (0, 1)}
-_SIZED = {"fwd": (2,), "bwd": (3, 4, 5, 6)}
+_SIZED = {"fwd": (2, 3), "bwd": (3, 4, 5, 6, 9, 10)}
 _READY: set[tuple] = set()
 
 
@@ -649,10 +683,12 @@ def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
 # ----------------------------------------------------------------------------------------------
 # The autograd function
 # ----------------------------------------------------------------------------------------------
-def _chunks(T: int) -> list[tuple[int, int]]:
-    if T <= MAX_UNROLL:
+def _chunks(T: int, longest: int | None = None) -> list[tuple[int, int]]:
+    """[t0, t1) pieces of at most ``longest`` (default ``MAX_UNROLL``) steps covering 0..T-1."""
+    longest = longest or MAX_UNROLL
+    if T <= longest:
         return [(0, T)]
-    return [(t, min(t + MAX_UNROLL, T)) for t in range(0, T, MAX_UNROLL)]
+    return [(t, min(t + longest, T)) for t in range(0, T, longest)]
 
 
 def _channel_shape(x: torch.Tensor) -> tuple[int, int, int]:
@@ -661,6 +697,12 @@ def _channel_shape(x: torch.Tensor) -> tuple[int, int, int]:
     T, B = x.shape[0], x.shape[1]
     C = x.shape[2] if x.dim() > 2 else 1
     return B, C, x.numel() // (T * B * C)
+
+
+def _use_rows(x: torch.Tensor, stats: bool) -> bool:
+    """Whether the statistics are summed per row inside the kernels (see the rows layout's note):
+    on the CPU, with at least ``ROWS_MIN_S`` spatial positions per channel."""
+    return stats and x.device.type == "cpu" and _channel_shape(x)[2] >= ROWS_MIN_S
 
 
 def _dyn(*tensors: torch.Tensor, first: int = 1) -> None:
@@ -673,24 +715,36 @@ def _dyn(*tensors: torch.Tensor, first: int = 1) -> None:
 
 class _FusedNeuronFn(torch.autograd.Function):
     """x [T, ...] -> spikes (and, with stats, Σ_c H, Σ_c H², Σ sX, Σ O). Saves x only (plus U at
-    chunk boundaries when T > MAX_UNROLL)."""
+    chunk boundaries when T is longer than one kernel's unrolled loop).
+
+    The kernels see x as [T, N]. With statistics on the CPU (``_use_rows``) they see it as rows
+    [T, R, S] (R = B·C rows of the S spatial positions of one channel): the forward sums H, H², sX
+    and O over S per row inside its loop, and the backward reads the per-channel gradients of
+    Σ_c H and Σ_c H² per row. Otherwise the forward writes per-element partial sums (over T),
+    reduced per channel afterwards, and the backward reads those gradients spread to every
+    element."""
 
     @staticmethod
     def forward(ctx, x, p, spec_base, stats, neuron):
         T = x.shape[0]
-        N = x.numel() // T
-        xc = x.contiguous().view(T, N)
-        chunks = _chunks(T)
+        B, C, S = _channel_shape(x)
+        rows = _use_rows(x, stats)
+        step = (B * C, S) if rows else (x.numel() // T,)
+        xc = x.contiguous().view(T, *step)
+        chunks = _chunks(T, ROWS_MAX_UNROLL if rows else None)
         state = len(chunks) > 1
         dev = x.device.type
+        thr = p[P_THR].expand(B * C, 1).contiguous() if rows else None
         outs, bounds, part = [], [], None
-        u = xc.new_zeros(N, dtype=p.dtype) if state else None
+        if state:
+            u = xc.new_zeros(step, dtype=p.dtype)
+        else:       # rows: U[-1] = 0 per row (see the rows layout's note)
+            u = xc.new_zeros((B * C, 1), dtype=p.dtype) if rows else None
         for (t0, t1) in chunks:
-            spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False)
-            xi = xc[t0:t1]
+            spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False, rows=rows)
             if state:
                 bounds.append(u)
-            res = _run("fwd", spec, x.dtype, dev, xi, p, u)
+            res = _run("fwd", spec, x.dtype, dev, xc[t0:t1], p, u, thr)
             outs.append(res[0])
             i = 1
             if state:
@@ -699,45 +753,54 @@ class _FusedNeuronFn(torch.autograd.Function):
                 pr = res[i:i + 4]
                 part = list(pr) if part is None else [a + b for a, b in zip(part, pr)]
         spikes = (outs[0] if len(outs) == 1 else torch.cat(outs)).view(x.shape)
+        # the backward evaluates MPR's φ from H, and inductor keeps such values in buffers of its
+        # own layout whose readers it flattens: with MPR its loop splits in the rows layout, so it
+        # reads the same memory as [T, N] (statistics' gradients spread to every element)
+        ctx.rows = rows and spec_base.mpr == "none"
         ctx.spec_base, ctx.stats, ctx.chunks, ctx.state = spec_base, stats, chunks, state
         ctx.neuron = neuron
         ctx.save_for_backward(x, p, *bounds)
         if not stats:
             return spikes
-        B, C, S = _channel_shape(x)
         hs, hq, xs, os_ = part
         dt = x.dtype
-        # per channel: the contiguous S first, then B (ATen reduces that order ~25% faster than
-        # both dimensions at once)
-        return (spikes, hs.view(B, C, S).sum(2).sum(0).to(dt), hq.view(B, C, S).sum(2).sum(0).to(dt),
-                xs.sum().to(dt), os_.sum().to(dt))
+        # per channel from per-row sums [B·C], or from per-element ones: the contiguous S first,
+        # then B (ATen reduces that order ~25% faster than both dimensions at once)
+        per_channel = ((lambda v: v.view(B, C).sum(0)) if rows
+                       else (lambda v: v.view(B, C, S).sum(2).sum(0)))
+        return (spikes, per_channel(hs).to(dt), per_channel(hq).to(dt), xs.sum().to(dt), os_.sum().to(dt))
 
     @staticmethod
     def backward(ctx, gspikes, *gstats):
         x, p, *bounds = ctx.saved_tensors
-        stats, state = ctx.stats, ctx.state
+        stats, state, rows = ctx.stats, ctx.state, ctx.rows
         T = x.shape[0]
         cdt = p.dtype
         dev = x.device.type
-        g1 = g2 = gxs = gos = None
-        shape = (T, x.numel() // T)
+        B, C, S = _channel_shape(x)
+        g1 = g2 = gxs = gos = thr = vth = None
+        step = (B * C, S) if rows else (x.numel() // T,)
+        shape = (T, *step)
         if stats:
-            # the statistics' per-channel gradients, spread to one value per element of a step: a
-            # flat loop fuses into one pass, where broadcasting [C] inside the kernel splits it
-            B, C, S = _channel_shape(x)
-            g1, g2 = (s.to(cdt).view(1, C, 1).expand(B, C, S).reshape(-1) for s in gstats[:2])
+            # the statistics' per-channel gradients, per row, or spread to one value per element
+            # of a step (a flat loop fuses into one pass, where broadcasting [C] inside it splits)
+            spread = (B, C, 1) if rows else (B, C, S)
+            g1, g2 = (s.to(cdt).view(1, C, 1).expand(spread).reshape(step if not rows else (B * C, 1))
+                      for s in gstats[:2])
             gxs, gos = (s.to(cdt).reshape(1) for s in gstats[2:])   # [1]: broadcast in the kernel
+        if rows:
+            thr, vth = (p[i].expand(B * C, 1).contiguous() for i in (P_THR, P_VTH))
         xc = x.contiguous().view(shape)
         g = gspikes.contiguous().view(shape)
-        gu = xc.new_zeros(shape[1:], dtype=cdt) if state else None
+        gu = xc.new_zeros(step, dtype=cdt) if state else None
+        u_zero = xc.new_zeros((B * C, 1), dtype=cdt) if rows and not state else None
         pieces = []
         for i in reversed(range(len(ctx.chunks))):
             t0, t1 = ctx.chunks[i]
-            spec = ctx.spec_base._replace(T=t1 - t0, state=state)
-            xi, gi = xc[t0:t1], g[t0:t1]
-            u0 = bounds[i].view(shape[1:]) if state else None
+            spec = ctx.spec_base._replace(T=t1 - t0, state=state, rows=rows)
+            u0 = bounds[i].view(step) if state else u_zero
             try:
-                res = _run("bwd", spec, x.dtype, dev, xi, gi, p, u0, gu, g1, g2, gxs, gos)
+                res = _run("bwd", spec, x.dtype, dev, xc[t0:t1], g[t0:t1], p, u0, gu, g1, g2, gxs, gos, thr, vth)
             except _CompileFailed:
                 return _reference_backward(x, ctx.neuron, stats, gspikes, gstats), None, None, None, None
             pieces.append(res[0])

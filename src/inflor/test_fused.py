@@ -169,6 +169,73 @@ def test_record_stats_and_their_gradients(name, shape):
     assert_match(make_input(shape, seed=7), CONFIGS[name], Rectangle(), stats=True)
 
 
+# shapes [T, B, C, *spatial] with at least ROWS_MIN_S positions per channel: the rows layout (the
+# statistics summed per row inside the kernels) on the CPU. 20 = 2 vectors of 8 + a tail of 4.
+ROWS_SHAPES = [(3, 2, 3, 4, 5), (3, 3, 2, 16)]
+
+
+def test_which_inputs_use_the_rows_layout():
+    assert fused.ROWS_MIN_S == 16
+    use = lambda shape, stats=True: fused._use_rows(torch.zeros(shape), stats)  # noqa: E731
+    assert use((3, 2, 3, 4, 4)) and use((3, 2, 3, 17)) and use((3, 2, 3, 4, 5))
+    assert not use((3, 2, 3, 5, 3)) and not use((3, 2, 7)) and not use((3, 2))   # S = 15, 1, 1
+    assert not use((3, 2, 3, 4, 4), stats=False)
+    assert not fused._use_rows(torch.zeros((3, 2, 3, 4, 4), device="meta"), True)
+
+
+@pytest.mark.parametrize("shape", ROWS_SHAPES)
+@pytest.mark.parametrize("name", ["lif_hard", "soft_detach", "hard_detach_scaled"])
+def test_record_stats_in_the_rows_layout(name, shape):
+    assert fused._use_rows(torch.zeros(shape), True)
+    assert_match(make_input(shape, seed=7), CONFIGS[name], Rectangle(), stats=True)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "dspike", "atan", "triangle"])
+def test_record_stats_in_the_rows_layout_every_surrogate_family(name):
+    """The rows backward evaluates the surrogate with V_th per row (see the rows layout's note):
+    every family, hard and soft reset."""
+    sur = make_surrogate(name, **SURROGATE_KW[name])
+    assert_match(make_input((2, 2, 3, 16), seed=2), CONFIGS["lif_hard"], sur, stats=True)
+    assert_match(make_input((2, 2, 3, 16), seed=3), CONFIGS["srif"], sur, stats=True)
+
+
+@pytest.mark.parametrize("sur", ["rectangle", "sigmoid"])
+def test_record_stats_with_mpr(sur):
+    """With MPR the forward sums per row and the backward reads x as [T, N] (per-element spread
+    gradients of the statistics); and the small-S flat layout in both."""
+    cfg = NeuronConfig(reset="soft")
+    for shape in ((2, 2, 3, 16), (2, 2, 3, 5)):
+        x = make_input(shape, scale=1.5, shift=0.3)
+        assert_match(x, cfg, make_surrogate(sur, **SURROGATE_KW[sur]), MPR("inflor", 3.0), stats=True)
+
+
+def test_record_stats_in_the_rows_layout_float32_and_non_contiguous():
+    x = make_input((3, 2, 4, 4, 6), dtype=torch.float32)
+    assert_match(x, CONFIGS["lif_hard"], Rectangle(), stats=True, tol=F32)
+    base = make_input((3, 4, 2, 4, 8))
+    x = base.transpose(1, 2)[:, :, :, :, ::2].transpose(3, 4)     # [3, 2, 4, 4, 4], S = 16
+    assert not x.is_contiguous() and fused._use_rows(x, True)
+    assert_match(x, CONFIGS["lif_hard"], Rectangle(), stats=True)
+
+
+def test_rows_kernels_are_one_loop_nest():
+    """The point of the rows layout: per-element stores and per-row sums in one loop over rows
+    (inductor splits it when some value reads nothing per row; see the rows layout's note).
+    Checked on the longest chunk, with state, for the forward and a bell-family backward."""
+    T = fused.ROWS_MAX_UNROLL
+    base = fused.Spec(T=T, family="", mpr="", stats=True, state=True, reset="hard", detach=False, rows=True)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        for direction, spec in (("fwd", base), ("bwd", base._replace(family="windowed_bell", mpr="none",
+                                                                      reset="soft"))):
+            src = _generated_source(fused._kernel(direction, spec, torch.float32, "cpu"))
+            assert src.count("for(int64_t x0") == 1, f"{direction}: the loop over rows split"
+            assert "for(int64_t x1" in src
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_stats_gradient_needs_no_spike_gradient():
     """A loss on the statistics alone (the IM-Loss case) back-propagates into x."""
     x = make_input((4, 3, 5)).requires_grad_(True)
@@ -190,7 +257,16 @@ def test_long_sequences_run_in_chunks(monkeypatch):
     up the statistics (MAX_UNROLL lowered to 4 to keep the compile small)."""
     monkeypatch.setattr(fused, "MAX_UNROLL", 4)
     assert fused._chunks(10) == [(0, 4), (4, 8), (8, 10)]
+    assert fused._chunks(10, 8) == [(0, 8), (8, 10)]
     x = make_input((8, 3, 4, 3), seed=11)
+    assert_match(x, CONFIGS["hard_v_reset"], Rectangle(), stats=True)
+    assert_match(x, CONFIGS["soft_detach"], Rectangle(), stats=True)
+
+
+def test_long_sequences_run_in_chunks_in_the_rows_layout(monkeypatch):
+    """The same with the statistics summed per row (chunks of ROWS_MAX_UNROLL, lowered to 2)."""
+    monkeypatch.setattr(fused, "ROWS_MAX_UNROLL", 2)
+    x = make_input((5, 2, 3, 16), seed=11)
     assert_match(x, CONFIGS["hard_v_reset"], Rectangle(), stats=True)
     assert_match(x, CONFIGS["soft_detach"], Rectangle(), stats=True)
 
