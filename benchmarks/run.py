@@ -127,6 +127,8 @@ def inflor_neurons() -> dict:
         "inflor LIF hard, ATan": node("lif", backend="fused", surrogate_function="atan"),
         "inflor LIF soft, detach_reset": node("lif", backend="fused", reset="soft", detach_reset=True),
         "inflor LIF hard, s=0.5, V_reset=0.1": node("lif", backend="fused", input_scale=0.5, v_reset=0.1),
+        "inflor SRIF + MPR tanh form, rectangle": node("srif", backend="fused", mpr="tanh"),
+        "inflor InfLoR, V_th=0.3 (φ's cube-root sides)": node("inflor", backend="fused", v_threshold=0.3),
         "inflor SRIF + MPR tanh form, sigmoid": node("srif", backend="fused", mpr="tanh", surrogate_function="sigmoid"),
         "inflor LIF hard + record_stats": node("lif", stats=True, backend="fused"),
         "inflor LIF hard, reference backend": node("lif", backend="reference"),
@@ -326,11 +328,13 @@ import torch
 from inflor.neuron import make_neuron
 t1 = time.perf_counter()
 torch.set_num_threads(int(sys.argv[2]))
-node = make_neuron(sys.argv[1], backend="fused")
+kind, _, stats = sys.argv[1].partition(" + ")    # "lif" or "lif + record_stats"
+node = make_neuron(kind, backend="fused")
+node.record_stats = bool(stats)
 x = (torch.randn(4, 8, 64, 16, 16) * 0.6 + 0.3).requires_grad_(True)
 y = node(x)
 t2 = time.perf_counter()
-y.sum().backward()
+(y.sum() + (node.stats.h_sqsum.sum() if stats else 0.0)).backward()
 t3 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "first_forward_s": t2 - t1, "first_backward_s": t3 - t2,
                   "total_s": t3 - t0}))
@@ -344,7 +348,7 @@ def bench_warmup(threads: int) -> dict:
     pays the first time a neuron configuration is used on a machine)."""
     import subprocess
     out = {}
-    for kind in ("lif", "inflor"):
+    for kind in ("lif", "inflor", "lif + record_stats"):
         for label, env in (("cached", {}), ("new configuration",
                                             {"TORCHINDUCTOR_FX_GRAPH_CACHE": "0",
                                              "TORCHINDUCTOR_AUTOGRAD_CACHE": "0"})):

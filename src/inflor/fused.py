@@ -577,7 +577,10 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
     T = spec.T
     # one step: [N], or in the rows layout [R, S] (distinct sizes, each its own symbol), and what
     # comes per element of a step (u0 with state, g1, g2) or per row ([R, 1]: thr, u0 without state)
-    step, row = ((_EXAMPLE_N,), (_EXAMPLE_N,)) if not spec.rows else ((_EXAMPLE_ROWS, _EXAMPLE_N // _EXAMPLE_ROWS), (_EXAMPLE_ROWS, 1))
+    if spec.rows:
+        step, row = (_EXAMPLE_ROWS, _EXAMPLE_N // _EXAMPLE_ROWS), (_EXAMPLE_ROWS, 1)
+    else:
+        step = row = (_EXAMPLE_N,)
     u0 = step if spec.state else row
     g12 = row if spec.rows else step
     z = lambda shape, dt=cdt: torch.zeros(shape, dtype=dt)   # noqa: E731

@@ -269,6 +269,8 @@ def test_long_sequences_run_in_chunks_in_the_rows_layout(monkeypatch):
     x = make_input((5, 2, 3, 16), seed=11)
     assert_match(x, CONFIGS["hard_v_reset"], Rectangle(), stats=True)
     assert_match(x, CONFIGS["soft_detach"], Rectangle(), stats=True)
+    # with MPR the backward reads the chunks' U, saved in rows, as [N]
+    assert_match(x, CONFIGS["srif"], Rectangle(), MPR("inflor", 3.0), stats=True)
 
 
 # ----------------------------------------------------------------------------------- dtypes
