@@ -708,6 +708,11 @@ def _use_rows(x: torch.Tensor, stats: bool) -> bool:
     return stats and x.device.type == "cpu" and _channel_shape(x)[2] >= ROWS_MIN_S
 
 
+def _per_row(v: torch.Tensor, rows: int) -> torch.Tensor:
+    """The scalar v as a [rows, 1] column, one value per row (see the rows layout's note)."""
+    return v.reshape(1, 1).expand(rows, 1).contiguous()
+
+
 def _dyn(*tensors: torch.Tensor, first: int = 1) -> None:
     """One compiled kernel serves every size: mark the sizes (all dimensions from ``first`` on;
     dimension 0 of a chunk is time) dynamic."""
@@ -737,7 +742,7 @@ class _FusedNeuronFn(torch.autograd.Function):
         chunks = _chunks(T, ROWS_MAX_UNROLL if rows else None)
         state = len(chunks) > 1
         dev = x.device.type
-        thr = p[P_THR].expand(B * C, 1).contiguous() if rows else None
+        thr = _per_row(p[P_THR], B * C) if rows else None
         outs, bounds, part = [], [], None
         if state:
             u = xc.new_zeros(step, dtype=p.dtype)
@@ -787,12 +792,11 @@ class _FusedNeuronFn(torch.autograd.Function):
         if stats:
             # the statistics' per-channel gradients, per row, or spread to one value per element
             # of a step (a flat loop fuses into one pass, where broadcasting [C] inside it splits)
-            spread = (B, C, 1) if rows else (B, C, S)
-            g1, g2 = (s.to(cdt).view(1, C, 1).expand(spread).reshape(step if not rows else (B * C, 1))
-                      for s in gstats[:2])
+            width, shape_g = (1, (B * C, 1)) if rows else (S, step)
+            g1, g2 = (s.to(cdt).view(1, C, 1).expand(B, C, width).reshape(shape_g) for s in gstats[:2])
             gxs, gos = (s.to(cdt).reshape(1) for s in gstats[2:])   # [1]: broadcast in the kernel
         if rows:
-            thr, vth = (p[i].expand(B * C, 1).contiguous() for i in (P_THR, P_VTH))
+            thr, vth = _per_row(p[P_THR], B * C), _per_row(p[P_VTH], B * C)
         xc = x.contiguous().view(shape)
         g = gspikes.contiguous().view(shape)
         gu = xc.new_zeros(step, dtype=cdt) if state else None
