@@ -9,7 +9,9 @@ DESIGN.md §2, per time step t with U[0] = 0::
     soft reset:  U[t] = H[t] - r · O[t]         r = soft_reset_amount (1, the spike value, for SRIF)
 
 Backward: dO/dH = g(Ĥ - V_th) · φ'(H), g the surrogate; the reset carries gradient unless
-``detach_reset``. ``neuron_reference`` is the readable specification (a Python loop over T);
+``detach_reset``. Precision: a half-precision input is charged in float32 (the membrane of a long
+sequence would otherwise drift by its rounding every step); spikes and dL/dX come back in the
+input's dtype, the membrane statistics in float32. ``neuron_reference`` is the readable specification (a Python loop over T);
 faster backends must match it.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from .stats import MembraneStats, step_sums
+from .stats import MembraneStats, accumulation_dtype, step_sums
 from .surrogate import Surrogate
 
 RESETS = ("hard", "soft")
@@ -100,10 +102,13 @@ def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     T = x.shape[0]
     spikes = []
     h_sums, h_sqsums = [], []
-    x_sum = x.new_zeros(())
+    # half-precision inputs are charged in float32 (float64 stays float64), as the fused kernels
+    # do; spikes and dL/dx come back in the input's dtype, the statistics in float32
+    acc = accumulation_dtype(x.dtype)
+    x_sum = x.new_zeros((), dtype=acc)
     u = None
     for t in range(T):
-        xt = scaled_input(x[t], cfg)
+        xt = scaled_input(x[t].to(acc), cfg)
         h = charge(u, xt, cfg)
         h_hat = mpr(h) if mpr is not None else h
         o = surrogate(h_hat - cfg.v_threshold)
@@ -113,11 +118,12 @@ def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
             s, sq = step_sums(h)
             h_sums.append(s)
             h_sqsums.append(sq)
-            x_sum = x_sum + xt.sum()
-    out = torch.stack(spikes)
+            x_sum = x_sum + xt.sum(dtype=acc)
+    out = torch.stack(spikes).to(x.dtype)
     if not record_stats:
         return out, None
     h_sum = torch.stack(h_sums).sum(0)
     stats = MembraneStats(h_sum=h_sum, h_sqsum=torch.stack(h_sqsums).sum(0),
-                          count=x.numel() // h_sum.numel(), timesteps=T, x_sum=x_sum, o_sum=out.sum())
+                          count=x.numel() // h_sum.numel(), timesteps=T, x_sum=x_sum,
+                          o_sum=out.sum(dtype=acc))
     return out, stats

@@ -10,6 +10,10 @@ plus the scalar sums of its input current X (after input scaling) and of its spi
 official IM-Loss code variant and the analyses use. From these, per channel,
 μ = h_sum / count and σ² = h_sqsum / count − μ² (population variance). All sums keep the autograd
 graph, so a loss built on them back-propagates into the membrane without a stored copy of H.
+
+Precision: every sum is accumulated and kept in float32 (float64 for float64 membranes), whatever
+the membrane's dtype or the autocast state, so the losses built on them are float32 too
+(``accumulation_dtype``).
 """
 from __future__ import annotations
 
@@ -28,6 +32,13 @@ class MembraneStats:
     o_sum: torch.Tensor | None = None   # scalar: Σ spikes
     role: str = "standalone"     # "standalone" | "block_output" | "block_inner"
     name: str = ""
+
+    def __post_init__(self):
+        # sums made elsewhere in half precision are widened here, so every loss sees float32
+        for f in ("h_sum", "h_sqsum", "x_sum", "o_sum"):
+            v = getattr(self, f)
+            if v is not None and v.dtype != accumulation_dtype(v.dtype):
+                setattr(self, f, v.to(accumulation_dtype(v.dtype)))
 
     @property
     def channels(self) -> int:
@@ -79,13 +90,22 @@ class MembraneStats:
                        o_sum=add(self.o_sum, other.o_sum))
 
 
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype membrane statistics are summed and returned in: float64 for float64 input,
+    float32 for everything else. A channel of an ImageNet stem sums millions of values, so Σ H²
+    overflows float16 (max 65504) and loses all precision in bfloat16 (8 significant bits)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def channel_dims(ndim_step: int) -> tuple[int, ...]:
     """Dims to reduce for a per-step tensor [B, C, ...] so that the channel axis 1 remains."""
     return (0,) + tuple(range(2, ndim_step))
 
 
 def step_sums(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Σ H, Σ H²) per channel for one step [B, C, ...]; a [B] tensor counts as one channel."""
+    """(Σ H, Σ H²) per channel for one step [B, C, ...]; a [B] tensor counts as one channel.
+    Summed in ``accumulation_dtype`` (float32 for half-precision H, float64 for float64)."""
+    h = h.to(accumulation_dtype(h.dtype))
     if h.dim() == 1:
         return h.sum().reshape(1), (h * h).sum().reshape(1)
     dims = channel_dims(h.dim())
@@ -102,6 +122,6 @@ def membrane_stats(h: torch.Tensor, x: torch.Tensor | None = None, o: torch.Tens
     flat = h.reshape(T * h.shape[1], *h.shape[2:])
     s, sq = step_sums(flat)
     count = h.numel() // s.numel()
-    return MembraneStats(h_sum=s, h_sqsum=sq, count=count, timesteps=T,
-                         x_sum=None if x is None else x.sum(), o_sum=None if o is None else o.sum(),
+    total = lambda v: None if v is None else v.sum(dtype=accumulation_dtype(v.dtype))  # noqa: E731
+    return MembraneStats(h_sum=s, h_sqsum=sq, count=count, timesteps=T, x_sum=total(x), o_sum=total(o),
                          role=role, name=name)
