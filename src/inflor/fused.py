@@ -47,10 +47,20 @@ and for InfLoR's defaults (V_th = ½, width 1: 0 < H < 1) only φ' of the middle
 cube roots. Other surrogates evaluate φ and φ'. Spikes and windows equal the reference's except,
 possibly, where φ(H) lies within a few ulps of their edges.
 
-Falls back to the reference, with one warning, for what it cannot fuse: a custom surrogate class
-or MPR callable, a surrogate in ``spiking=False`` mode, or a platform where compilation fails.
-Inside a user's own ``torch.compile`` region it also uses the reference, which that compile then
-fuses. ``INFLOR_FUSED=0`` in the environment makes ``backend="auto"`` use the reference.
+Both kernels sit behind one PyTorch operator, ``torch.ops.inflor.neuron`` (with its fake
+implementation and autograd formula registered through ``torch.library``), so the same path runs
+eagerly and inside a user's ``torch.compile(model, fullgraph=True)``: no graph break at a neuron,
+the compiled graph calls these kernels and saves for backward what the operator saves (x).
+
+Membrane statistics are summed and returned in float32 (float64 for float64 input) whatever the
+input dtype: a half-precision Σ H² of an ImageNet layer overflows. Half-precision inputs are
+computed in float32 inside the kernels; spikes and dL/dx come back in the input's dtype.
+
+Uses the reference, with one warning, for what it cannot fuse: a surrogate class without a
+declared fused form (see ``inflor.surrogate.Surrogate``), an MPR callable other than
+``inflor.mpr.MPR``, or a surrogate in ``spiking=False`` mode. Where compilation fails, it warns
+once and runs the same kernel source uncompiled. ``INFLOR_FUSED=0`` in the environment makes
+``backend="auto"`` use the reference.
 """
 from __future__ import annotations
 
@@ -67,9 +77,9 @@ from typing import Callable, NamedTuple
 import torch
 
 from .functional import NeuronConfig, check_multistep, neuron_reference
-from .mpr import MPR
+from .mpr import MPR, phi_inverse
 from .stats import MembraneStats
-from .surrogate import ATan, DSpike, ESG, Rectangle, Sigmoid, Surrogate, Tanh, Triangle
+from .surrogate import FUSED_FORMS, Surrogate
 
 # A CUDA build of torch compiling for the CPU logs "No CUDA runtime is found" at every first
 # compile; on a CPU machine that is expected, not a problem worth a warning line per run.
@@ -102,81 +112,25 @@ P_VTH, P_LAM, P_S, P_D, P_A, P_B, P_W, P_THR, P_MK, P_MINV, P_MKINV, P_LO, P_HI 
 N_PARAMS = 13
 
 
-_FAMILIES = {Rectangle: "box", Tanh: "bell", ESG: "bell", Sigmoid: "bell", DSpike: "windowed_bell",
-             Triangle: "triangle", ATan: "atan"}
-
-
-def _surrogate_family(s) -> str | None:
-    """The fused family of a known surrogate, None for anything else (exact types only: a
-    subclass may redefine ``grad``; ``spiking=False`` runs the smooth primitive)."""
-    if not isinstance(s, Surrogate) or not s.spiking:
+def _surrogate_form(s) -> str | None:
+    """The fused operator's key of surrogate ``s`` (its class declares a fused form, see
+    ``inflor.surrogate.Surrogate``), None for anything else (a class without its own form, or
+    ``spiking=False``, which runs the smooth primitive)."""
+    if not isinstance(s, Surrogate) or not s.spiking or type(s).fused_family is None:
         return None
-    return _FAMILIES.get(type(s))
+    return type(s).fused_key()
 
 
-def _surrogate_values(s: Surrogate) -> tuple[float, float, float]:
-    """(A, B, W) of the family formula for surrogate ``s`` (reads its buffers)."""
-    t = type(s)
-    if t is Rectangle:
-        w = float(s.width)
-        return 1.0 / w, 0.0, w / 2.0
-    if t in (Tanh, ESG):
-        k = float(s.k_value)
-        return 2.0 * k, 2.0 * k, math.inf
-    if t is Sigmoid:
-        a = float(s.alpha)
-        return a, a, math.inf
-    if t is DSpike:
-        k = float(s.k_value)
-        return 2.0 * k / math.tanh(k / 2.0), 2.0 * k, 0.5
-    if t is Triangle:
-        g = float(s.gamma)
-        return 1.0 / (g * g), 0.0, g
-    if t is ATan:
-        a = float(s.alpha)
-        return a / 2.0, math.pi / 2.0 * a, 0.0
-    raise AssertionError(t)
-
-
-def _mpr_spec(mpr) -> tuple[str, float] | None:
+def _mpr_kind(mpr) -> str | None:
+    """"none", or the kind of an ``inflor.mpr.MPR``; None for any other callable."""
     if mpr is None:
-        return "none", 0.0
-    if type(mpr) is MPR and mpr.kind in ("inflor", "tanh"):
-        return mpr.kind, float(mpr.k)
-    return None
-
-
-def _phi_inverse(kind: str, k: float, vth: float) -> float:
-    """φ⁻¹(v) (±inf beyond the range of the tanh form). φ is strictly increasing, so the forward
-    fires where H ≥ φ⁻¹(V_th), and a box surrogate's window |φ(H) - V_th| < W is
-    φ⁻¹(V_th - W) < H < φ⁻¹(V_th + W)."""
-    if kind == "none":
-        return vth
-    d = 2.0 * math.tanh(k / 2.0)
-
-    def mid_inverse(v):  # inverse of tanh(k(u-½))/d + ½; exact at φ(0) = 0, φ(½) = ½, φ(1) = 1
-        if v in (0.0, 0.5, 1.0):
-            return v
-        y = d * (v - 0.5)
-        if y >= 1.0:
-            return math.inf
-        if y <= -1.0:
-            return -math.inf
-        return 0.5 + math.atanh(y) / k
-
-    if kind == "tanh":
-        return mid_inverse(vth)
-    # inflor: 1-(1-u)^(1/3) for u<0, the tanh form on [0,1], u^(1/3) for u>1
-    if vth < 0.0:
-        return 1.0 - (1.0 - vth) ** 3
-    if vth > 1.0:
-        return vth ** 3
-    return min(max(mid_inverse(vth), 0.0), 1.0)
+        return "none"
+    return mpr.kind if type(mpr) is MPR else None
 
 
 def fusable(cfg: NeuronConfig, surrogate, mpr) -> bool:
     """Whether this neuron runs on the fused kernels (else the fused backend uses the reference)."""
-    return _surrogate_family(surrogate) is not None and _mpr_spec(mpr) is not None
+    return _surrogate_form(surrogate) is not None and _mpr_kind(mpr) is not None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -461,10 +415,6 @@ def _warn_once(key: str, msg: str) -> None:
         warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
 
-class _CompileFailed(RuntimeError):
-    pass
-
-
 def _fresh_function(fn: Callable, name: str) -> Callable:
     """A copy of ``fn`` with its own code object. torch.compile keeps its cache (and its
     recompile limit) per code object, so each kernel variant gets its own."""
@@ -614,74 +564,89 @@ _READY: set[tuple] = set()
 
 
 def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args):
+    """Run a kernel, compiling it on first use. If compilation fails (no C++ compiler, a broken
+    toolchain), warn once and run the same kernel source uncompiled: the same equations, slower."""
     key = _kernel_key(direction, spec, dtype, device_type)
-    if key in _FAILED:
-        raise _CompileFailed(key)
-    if key not in _READY and device_type != "cpu":
-        # torch.compile path: one compiled kernel serves every size, so mark the sizes dynamic for
-        # the first compile (the CPU artifacts are traced with symbolic sizes, see _standalone)
-        for i in _TIME_FIRST[direction]:
-            _dyn(args[i])
-        for i in _SIZED[direction]:
-            if args[i] is not None:
-                _dyn(args[i], first=0)
-    try:
-        out = _kernel(direction, spec, dtype, device_type)(*args)
-    except Exception as exc:  # compilation unavailable or broken: remember, warn once, fall back
-        _FAILED.add(key)
-        _warn_once("compile", f"inflor fused neuron backend: compiling the kernel failed "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                              "falling back to the reference implementation (correct but slower "
-                              "and keeping more memory). Set INFLOR_FUSED=0 to silence this.")
-        raise _CompileFailed(key) from exc
-    _READY.add(key)
-    return out
+    if key not in _FAILED:
+        if key not in _READY and device_type != "cpu":
+            # torch.compile path: one compiled kernel serves every size, so mark the sizes dynamic
+            # for the first compile (the CPU artifacts are traced with symbolic sizes, see
+            # _standalone)
+            for i in _TIME_FIRST[direction]:
+                _dyn(args[i])
+            for i in _SIZED[direction]:
+                if args[i] is not None:
+                    _dyn(args[i], first=0)
+        try:
+            out = _kernel(direction, spec, dtype, device_type)(*args)
+        except Exception as exc:  # compilation unavailable or broken: remember, warn once
+            _FAILED.add(key)
+            _warn_once("compile", f"inflor fused neuron backend: compiling the kernel failed "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                  "falling back to running its source uncompiled (correct but "
+                                  "slower). Set INFLOR_FUSED=0 to use the reference instead.")
+        else:
+            _READY.add(key)
+            return out
+    return (_make_forward if direction == "fwd" else _make_backward)(spec)(*args)
 
 
 # ----------------------------------------------------------------------------------------------
 # Parameters
 # ----------------------------------------------------------------------------------------------
 _PARAM_CACHE: dict[tuple, tuple] = {}
+_VALUE_CACHE: dict[int, tuple] = {}
 
 
-def _params(cfg: NeuronConfig, surrogate: Surrogate, mspec: tuple[str, float],
+def _param_value(t: torch.Tensor) -> float:
+    """The surrogate's runtime parameter as a float. Reading a GPU tensor synchronises, so off the
+    CPU the value is cached per tensor object and version (ESG's ``fill_`` per epoch bumps it)."""
+    if t.device.type == "cpu":
+        return float(t)
+    hit = _VALUE_CACHE.get(id(t))
+    if hit is not None and hit[0]() is t and hit[1] == t._version:
+        return hit[2]
+    v = float(t)
+    if len(_VALUE_CACHE) > 512:
+        _VALUE_CACHE.clear()
+    _VALUE_CACHE[id(t)] = (weakref.ref(t), t._version, v)
+    return v
+
+
+def _params(settings: tuple, reset: str, surrogate: str, value: float, mpr: str,
             dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, str]:
-    """The runtime parameter vector and the MPR kind the backward kernel evaluates, cached per
-    (settings, surrogate buffers' versions): reading a GPU buffer synchronises, so it is done
-    only when a buffer changed (e.g. ESG's K per epoch).
+    """The runtime parameter vector p and the MPR kind the backward kernel evaluates, cached per
+    (settings, surrogate and its value, MPR, dtype, device). ``settings`` is the operator's
+    (V_th, λ, s, V_reset, r, MPR k).
 
-    The kernel's MPR kind is the module's, except that InfLoR's φ with a box surrogate whose
+    The kernel's MPR kind is the neuron's, except that InfLoR's φ with a box surrogate whose
     window φ⁻¹(V_th ∓ W) lies inside [0, 1] (the default: V_th = ½, width 1 gives 0 < H < 1)
     only ever needs φ' of its middle piece, the tanh form: no cube roots."""
-    bufs = tuple((id(b), b._version) for b in surrogate.buffers())
-    key = (cfg, id(surrogate), bufs, mspec, dtype, device)
+    key = (settings, reset, surrogate, value, mpr, dtype, device)
     hit = _PARAM_CACHE.get(key)
-    if hit is not None and hit[0]() is surrogate:
-        return hit[1], hit[2]
-    a, b, w = _surrogate_values(surrogate)
-    kind, k = mspec
-    hard = cfg.reset == "hard"
+    if hit is not None:
+        return hit
+    vth, lam, s, v_reset, r, k = settings
+    form = FUSED_FORMS[surrogate]
+    a, b, w = form.fused_values(value)
     vals = [0.0] * N_PARAMS
-    vals[P_VTH] = cfg.v_threshold
-    vals[P_LAM] = cfg.decay
-    vals[P_S] = cfg.input_scale
-    vals[P_D] = cfg.v_reset if hard else -cfg.soft_reset_amount
+    vals[P_VTH], vals[P_LAM], vals[P_S] = vth, lam, s
+    vals[P_D] = v_reset if reset == "hard" else -r
     vals[P_A], vals[P_B], vals[P_W] = a, b, w
-    vals[P_THR] = _phi_inverse(kind, k, cfg.v_threshold)
-    kernel_mpr = kind
-    if kind != "none":
+    vals[P_THR] = phi_inverse(mpr, k, vth)
+    kernel_mpr = mpr
+    if mpr != "none":
         d = 2.0 * math.tanh(k / 2.0)
         vals[P_MK], vals[P_MINV], vals[P_MKINV] = k, 1.0 / d, k / d
-        vals[P_LO] = _phi_inverse(kind, k, cfg.v_threshold - w)
-        vals[P_HI] = _phi_inverse(kind, k, cfg.v_threshold + w)
-        if kind == "inflor" and type(surrogate) is Rectangle and 0.0 <= vals[P_LO] and vals[P_HI] <= 1.0:
+        vals[P_LO] = phi_inverse(mpr, k, vth - w)
+        vals[P_HI] = phi_inverse(mpr, k, vth + w)
+        if mpr == "inflor" and form.fused_family == "box" and 0.0 <= vals[P_LO] and vals[P_HI] <= 1.0:
             kernel_mpr = "tanh"
     p = torch.tensor(vals, dtype=torch.float64).to(device=device, dtype=dtype)
     if len(_PARAM_CACHE) > 512:
         _PARAM_CACHE.clear()
-    _PARAM_CACHE[key] = (weakref.ref(surrogate), p, kernel_mpr)
+    _PARAM_CACHE[key] = (p, kernel_mpr)
     return p, kernel_mpr
-
 
 # ----------------------------------------------------------------------------------------------
 # The autograd function
@@ -721,154 +686,239 @@ def _dyn(*tensors: torch.Tensor, first: int = 1) -> None:
             torch._dynamo.maybe_mark_dynamic(t, d)
 
 
-class _FusedNeuronFn(torch.autograd.Function):
-    """x [T, ...] -> spikes (and, with stats, Σ_c H, Σ_c H², Σ sX, Σ O). Saves x only (plus U at
-    chunk boundaries when T is longer than one kernel's unrolled loop).
-
-    The kernels see x as [T, N]. With statistics on the CPU (``_use_rows``) they see it as rows
-    [T, R, S] (R = B·C rows of the S spatial positions of one channel): the forward sums H, H², sX
-    and O over S per row inside its loop, and the backward reads the per-channel gradients of
-    Σ_c H and Σ_c H² per row. Otherwise the forward writes per-element partial sums (over T),
-    reduced per channel afterwards, and the backward reads those gradients spread to every
-    element."""
-
-    @staticmethod
-    def forward(ctx, x, p, spec_base, stats, neuron):
-        T = x.shape[0]
-        B, C, S = _channel_shape(x)
-        rows = _use_rows(x, stats)
-        step = (B * C, S) if rows else (x.numel() // T,)
-        xc = x.contiguous().view(T, *step)
-        chunks = _chunks(T, ROWS_MAX_UNROLL if rows else None)
-        state = len(chunks) > 1
-        dev = x.device.type
-        thr = _per_row(p[P_THR], B * C) if rows else None
-        outs, bounds, part = [], [], None
-        if state:
-            u = xc.new_zeros(step, dtype=p.dtype)
-        else:       # rows: U[-1] = 0 per row (see the rows layout's note)
-            u = xc.new_zeros((B * C, 1), dtype=p.dtype) if rows else None
-        for (t0, t1) in chunks:
-            spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False, rows=rows)
-            if state:
-                bounds.append(u)
-            res = _run("fwd", spec, x.dtype, dev, xc[t0:t1], p, u, thr)
-            outs.append(res[0])
-            i = 1
-            if state:
-                u, i = res[1], 2
-            if stats:
-                pr = res[i:i + 4]
-                part = list(pr) if part is None else [a + b for a, b in zip(part, pr)]
-        spikes = (outs[0] if len(outs) == 1 else torch.cat(outs)).view(x.shape)
-        # the backward evaluates MPR's φ from H, and inductor keeps such values in buffers of its
-        # own layout whose readers it flattens: with MPR its loop splits in the rows layout, so it
-        # reads the same memory as [T, N] (statistics' gradients spread to every element)
-        ctx.rows = rows and spec_base.mpr == "none"
-        ctx.spec_base, ctx.stats, ctx.chunks, ctx.state = spec_base, stats, chunks, state
-        ctx.neuron = neuron
-        ctx.save_for_backward(x, p, *bounds)
-        if not stats:
-            return spikes
-        hs, hq, xs, os_ = part
-        dt = x.dtype
-        # per channel from per-row sums [B·C], or from per-element ones: the contiguous S first,
-        # then B (ATen reduces that order ~25% faster than both dimensions at once)
-        per_channel = ((lambda v: v.view(B, C).sum(0)) if rows
-                       else (lambda v: v.view(B, C, S).sum(2).sum(0)))
-        return (spikes, per_channel(hs).to(dt), per_channel(hq).to(dt), xs.sum().to(dt), os_.sum().to(dt))
-
-    @staticmethod
-    def backward(ctx, gspikes, *gstats):
-        x, p, *bounds = ctx.saved_tensors
-        stats, state, rows = ctx.stats, ctx.state, ctx.rows
-        T = x.shape[0]
-        cdt = p.dtype
-        dev = x.device.type
-        B, C, S = _channel_shape(x)
-        g1 = g2 = gxs = gos = thr = vth = None
-        step = (B * C, S) if rows else (x.numel() // T,)
-        shape = (T, *step)
-        if stats:
-            # the statistics' per-channel gradients, per row, or spread to one value per element
-            # of a step (a flat loop fuses into one pass, where broadcasting [C] inside it splits)
-            width, shape_g = (1, (B * C, 1)) if rows else (S, step)
-            g1, g2 = (s.to(cdt).view(1, C, 1).expand(B, C, width).reshape(shape_g) for s in gstats[:2])
-            gxs, gos = (s.to(cdt).reshape(1) for s in gstats[2:])   # [1]: broadcast in the kernel
-        if rows:
-            thr, vth = _per_row(p[P_THR], B * C), _per_row(p[P_VTH], B * C)
-        xc = x.contiguous().view(shape)
-        g = gspikes.contiguous().view(shape)
-        gu = xc.new_zeros(step, dtype=cdt) if state else None
-        u_zero = xc.new_zeros((B * C, 1), dtype=cdt) if rows and not state else None
-        pieces = []
-        for i in reversed(range(len(ctx.chunks))):
-            t0, t1 = ctx.chunks[i]
-            spec = ctx.spec_base._replace(T=t1 - t0, state=state, rows=rows)
-            u0 = bounds[i].view(step) if state else u_zero
-            try:
-                res = _run("bwd", spec, x.dtype, dev, xc[t0:t1], g[t0:t1], p, u0, gu, g1, g2, gxs, gos, thr, vth)
-            except _CompileFailed:
-                return _reference_backward(x, ctx.neuron, stats, gspikes, gstats), None, None, None, None
-            pieces.append(res[0])
-            if state:
-                gu = res[1]
-        gx = pieces[0] if len(pieces) == 1 else torch.cat(pieces[::-1])
-        return gx.view(x.shape), None, None, None, None
-
-
-def _reference_backward(x, neuron, stats, gspikes, gstats):
-    """dL/dx through the reference, for when the backward kernel cannot be compiled."""
-    cfg, surrogate, mpr = neuron
-    with torch.enable_grad():
-        xr = x.detach().requires_grad_(True)
-        out, st = neuron_reference(xr, cfg, surrogate, mpr, stats)
-        outs, grads = [out], [gspikes]
-        if stats:
-            outs += [st.h_sum, st.h_sqsum, st.x_sum, st.o_sum]
-            grads += list(gstats)
-        (gx,) = torch.autograd.grad(outs, xr, grads, allow_unused=True)
-    return torch.zeros_like(x) if gx is None else gx
-
-
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _spec(cfg: NeuronConfig, family: str, kernel_mpr: str, stats: bool) -> Spec:
+def op_settings(cfg: NeuronConfig, mpr) -> list[float]:
+    """The operator's numeric settings: (V_th, λ, s, V_reset, r, MPR k; 0 without MPR)."""
+    return [cfg.v_threshold, cfg.decay, cfg.input_scale, cfg.v_reset, cfg.soft_reset_amount,
+            0.0 if mpr is None else mpr.k]
+
+
+def _spec(settings: tuple, reset: str, detach: bool, family: str, kernel_mpr: str, stats: bool) -> Spec:
     """The kernels' structure for these settings (T and chunking are filled in per call)."""
-    return Spec(T=0, family=family, mpr=kernel_mpr, stats=stats, state=False, reset=cfg.reset,
-                detach=bool(cfg.detach_reset), s_is_1=cfg.input_scale == 1.0, lam_is_1=cfg.decay == 1.0,
-                v_reset_is_0=cfg.reset == "hard" and cfg.v_reset == 0.0)
+    _, lam, s, v_reset, _, _ = settings
+    return Spec(T=0, family=family, mpr=kernel_mpr, stats=stats, state=False, reset=reset,
+                detach=bool(detach), s_is_1=s == 1.0, lam_is_1=lam == 1.0,
+                v_reset_is_0=reset == "hard" and v_reset == 0.0)
 
 
+def _layout(x: torch.Tensor, stats: bool) -> tuple[bool, tuple, list[tuple[int, int]]]:
+    """How the forward sees x: (rows layout?, one step's shape, [t0, t1) chunks)."""
+    T = x.shape[0]
+    B, C, S = _channel_shape(x)
+    rows = _use_rows(x, stats)
+    step = (B * C, S) if rows else (x.numel() // T,)
+    return rows, step, _chunks(T, ROWS_MAX_UNROLL if rows else None)
+
+
+def _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats) -> tuple[torch.Tensor, Spec]:
+    settings = tuple(float(v) for v in settings)
+    p, kernel_mpr = _params(settings, reset, surrogate, _param_value(sparam), mpr,
+                            _compute_dtype(x.dtype), x.device)
+    return p, _spec(settings, reset, detach, FUSED_FORMS[surrogate].fused_family, kernel_mpr, stats)
+
+
+# ----------------------------------------------------------------------------------------------
+# The operator. ``torch.ops.inflor.neuron`` and ``torch.ops.inflor.neuron_backward`` are
+# registered with torch.library (the op, its fake implementation for shape inference, and its
+# autograd formula), so a user's ``torch.compile`` sees one opaque node per neuron (no graph
+# break) and its compiled graph calls these same kernels, saving for backward what the op saves.
+#
+# Arguments: the input x [T, B, ...]; the surrogate's runtime parameter (a 0-d buffer, so ESG's K
+# may change between calls); settings = (V_th, λ, s, V_reset, r, MPR k); the reset kind;
+# detach_reset; the surrogate's ``fused_key``; the MPR kind ("none", "inflor", "tanh");
+# record_stats. Outputs: spikes, Σ_c H [C], Σ_c H² [C], Σ sX, Σ O (in float32, float64 for float64
+# input; empty without record_stats), and U at the chunk boundaries [chunks − 1, N] (what the
+# backward needs besides x when T is longer than one kernel's unrolled loop).
+#
+# The forward kernel sees x as [T, N]. With statistics on the CPU (``_use_rows``) it sees rows
+# [T, R, S] (R = B·C rows of the S spatial positions of one channel) and sums H, H², sX and O
+# over S per row inside its loop; otherwise it writes per-element partial sums (over T), reduced
+# per channel afterwards. The backward reads the statistics' per-channel gradients per row, or
+# spread to every element.
+# ----------------------------------------------------------------------------------------------
+Tensor = torch.Tensor
+
+
+def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str, detach: bool,
+                   surrogate: str, mpr: str, stats: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The operator's forward (see the section's note): spikes, the four sums, chunk bounds."""
+    p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
+    T = x.shape[0]
+    B, C, S = _channel_shape(x)
+    rows, step, chunks = _layout(x, stats)
+    xc = x.contiguous().view(T, *step)
+    state = len(chunks) > 1
+    thr = _per_row(p[P_THR], B * C) if rows else None
+    outs, bounds, part = [], [], None
+    if state:
+        u = xc.new_zeros(step, dtype=p.dtype)
+    else:       # rows: U[-1] = 0 per row (see the rows layout's note)
+        u = xc.new_zeros((B * C, 1), dtype=p.dtype) if rows else None
+    for (t0, t1) in chunks:
+        spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False, rows=rows)
+        if state and t0 > 0:
+            bounds.append(u.reshape(-1))
+        res = _run("fwd", spec, x.dtype, x.device.type, xc[t0:t1], p, u, thr)
+        outs.append(res[0])
+        i = 1
+        if state:
+            u, i = res[1], 2
+        if stats:
+            pr = res[i:i + 4]
+            part = list(pr) if part is None else [a + b for a, b in zip(part, pr)]
+    spikes = (outs[0] if len(outs) == 1 else torch.cat(outs)).view(x.shape)
+    bounds = torch.stack(bounds) if bounds else xc.new_empty((0, x.numel() // T), dtype=p.dtype)
+    if not stats:
+        return (spikes, *(xc.new_empty((0,), dtype=p.dtype) for _ in range(4)), bounds)
+    hs, hq, xs, os_ = part
+    # per channel from per-row sums [B·C], or from per-element ones: the contiguous S first, then
+    # B (ATen reduces that order ~25% faster than both dimensions at once). They stay in the
+    # compute dtype (float32, float64 for float64 input): half precision would overflow.
+    per_channel = ((lambda v: v.view(B, C).sum(0)) if rows else (lambda v: v.view(B, C, S).sum(2).sum(0)))
+    return spikes, per_channel(hs), per_channel(hq), xs.sum(), os_.sum(), bounds
+
+
+neuron_op = torch.library.custom_op("inflor::neuron", neuron_forward, mutates_args=())
+
+
+@neuron_op.register_fake
+def _neuron_op_fake(x, sparam, settings, reset, detach, surrogate, mpr, stats):
+    T = x.shape[0]
+    cdt = _compute_dtype(x.dtype)
+    _, C, _ = _channel_shape(x)
+    n_bounds = len(_layout(x, stats)[2]) - 1
+    sums = [x.new_empty((C,), dtype=cdt), x.new_empty((C,), dtype=cdt), x.new_empty((), dtype=cdt),
+            x.new_empty((), dtype=cdt)] if stats else [x.new_empty((0,), dtype=cdt) for _ in range(4)]
+    return (x.new_empty(x.shape), *sums, x.new_empty((n_bounds, x.numel() // T), dtype=cdt))
+
+
+def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor | None,
+                    g_hsum: Tensor | None, g_hsqsum: Tensor | None, g_xsum: Tensor | None,
+                    g_osum: Tensor | None, settings: list[float], reset: str, detach: bool,
+                    surrogate: str, mpr: str, stats: bool) -> Tensor:
+    """The operator's backward: dL/dx from x, the chunk bounds and the outputs' gradients (None
+    for an output that received none)."""
+    p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
+    cdt = p.dtype
+    T = x.shape[0]
+    B, C, S = _channel_shape(x)
+    rows_fwd, step_fwd, chunks = _layout(x, stats)
+    state = len(chunks) > 1
+    # the backward evaluates MPR's φ from H, and inductor keeps such values in buffers of its own
+    # layout whose readers it flattens: with MPR its loop splits in the rows layout, so it reads
+    # the same memory as [T, N] (statistics' gradients spread to every element)
+    rows = rows_fwd and spec_base.mpr == "none"
+    step = (B * C, S) if rows else (x.numel() // T,)
+    shape = (T, *step)
+    g1 = g2 = gxs = gos = thr = vth = None
+    if stats:
+        zero = lambda g, n: g if g is not None else torch.zeros(n, dtype=cdt, device=x.device)  # noqa: E731
+        # the statistics' per-channel gradients, per row, or spread to one value per element of a
+        # step (a flat loop fuses into one pass, where broadcasting [C] inside it splits)
+        width, shape_g = (1, (B * C, 1)) if rows else (S, step)
+        g1, g2 = (zero(g, C).to(cdt).view(1, C, 1).expand(B, C, width).reshape(shape_g)
+                  for g in (g_hsum, g_hsqsum))
+        gxs, gos = (zero(g, ()).to(cdt).reshape(1) for g in (g_xsum, g_osum))  # [1]: broadcast in the kernel
+    if rows:
+        thr, vth = _per_row(p[P_THR], B * C), _per_row(p[P_VTH], B * C)
+    xc = x.contiguous().view(shape)
+    g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
+    gu = xc.new_zeros(step, dtype=cdt) if state else None
+    u_zero = xc.new_zeros((B * C, 1), dtype=cdt) if rows and not state else None
+    pieces = []
+    for i in reversed(range(len(chunks))):
+        t0, t1 = chunks[i]
+        spec = spec_base._replace(T=t1 - t0, state=state, rows=rows)
+        if state:
+            u0 = bounds[i - 1].view(step) if i > 0 else xc.new_zeros(step, dtype=cdt)
+        else:
+            u0 = u_zero
+        res = _run("bwd", spec, x.dtype, x.device.type, xc[t0:t1], g[t0:t1], p, u0, gu, g1, g2, gxs, gos,
+                   thr, vth)
+        pieces.append(res[0])
+        if state:
+            gu = res[1]
+    gx = pieces[0] if len(pieces) == 1 else torch.cat(pieces[::-1])
+    return gx.view(x.shape)
+
+
+neuron_backward_op = torch.library.custom_op("inflor::neuron_backward", neuron_backward, mutates_args=())
+
+
+@neuron_backward_op.register_fake
+def _neuron_backward_op_fake(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *args):
+    return x.new_empty(x.shape)
+
+
+def _neuron_op_setup(ctx, inputs, output):
+    # only x is kept (plus U at chunk boundaries): H, the spikes and the surrogate's values are
+    # recomputed by the backward kernel
+    x, sparam, *args = inputs
+    ctx.args = args
+    ctx.save_for_backward(x, sparam, output[5])
+
+
+def _neuron_op_backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds):
+    x, sparam, bounds = ctx.saved_tensors
+    gx = torch.ops.inflor.neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum,
+                                          *ctx.args)
+    return (gx,) + (None,) * 7
+
+
+neuron_op.register_autograd(_neuron_op_backward, setup_context=_neuron_op_setup)
+
+
+class _NeuronFn(torch.autograd.Function):
+    """The eager twin of the operator's autograd formula: the same two functions, without the
+    dispatcher's per-call cost (``benchmarks/run.py --only compile`` measures it; see
+    docs/performance.md). Inside ``torch.compile`` the registered operator is used instead."""
+
+    @staticmethod
+    def forward(ctx, x, sparam, args):
+        out = neuron_forward(x, sparam, *args)
+        ctx.args = args
+        ctx.save_for_backward(x, sparam, out[5])
+        ctx.mark_non_differentiable(out[5])
+        return out
+
+    @staticmethod
+    def backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds):
+        x, sparam, bounds = ctx.saved_tensors
+        return neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args), None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
 def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
                  mpr: Callable | None = None,
                  record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
-    """The fused backend; same signature and results as ``neuron_reference``."""
+    """The fused backend; same signature and results as ``neuron_reference``. Eagerly through
+    ``_NeuronFn``; inside ``torch.compile`` as one ``torch.ops.inflor.neuron`` node per call."""
     check_multistep(x)
-    family = _surrogate_family(surrogate)
-    mspec = _mpr_spec(mpr)
-    if family is None or mspec is None:
-        what = "MPR callable" if mspec is None else "surrogate"
+    key, kind = _surrogate_form(surrogate), _mpr_kind(mpr)
+    if key is None or kind is None:
+        what = "MPR callable" if kind is None else "surrogate"
         _warn_once(f"unfusable-{what}", f"inflor fused neuron backend: this {what} "
-                   f"({type(mpr if mspec is None else surrogate).__name__}) has no fused kernel; "
+                   f"({type(mpr if kind is None else surrogate).__name__}) has no fused kernel; "
                    "using the reference implementation for it")
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
-    if torch.compiler.is_compiling() or x.numel() == 0 or x.device.type not in _DEVICES:
+    if x.numel() == 0 or x.device.type not in _DEVICES:
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
-    p, kernel_mpr = _params(cfg, surrogate, mspec, _compute_dtype(x.dtype), x.device)
-    spec = _spec(cfg, family, kernel_mpr, bool(record_stats))
-    try:
-        out = _FusedNeuronFn.apply(x, p, spec, bool(record_stats), (cfg, surrogate, mpr))
-    except _CompileFailed:
-        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+    sparam = getattr(surrogate, type(surrogate).fused_param)
+    args = (op_settings(cfg, mpr), cfg.reset, cfg.detach_reset, key, kind, bool(record_stats))
+    if torch.compiler.is_compiling():
+        out = torch.ops.inflor.neuron(x, sparam, *args)
+    else:
+        out = _NeuronFn.apply(x, sparam, args)
+    spikes, h_sum, h_sqsum, x_sum, o_sum, _ = out
     if not record_stats:
-        return out, None
-    spikes, h_sum, h_sqsum, x_sum, o_sum = out
-    T = x.shape[0]
+        return spikes, None
     stats = MembraneStats(h_sum=h_sum, h_sqsum=h_sqsum, count=x.numel() // h_sum.numel(),
-                          timesteps=T, x_sum=x_sum, o_sum=o_sum)
+                          timesteps=x.shape[0], x_sum=x_sum, o_sum=o_sum)
     return spikes, stats
 
 
@@ -877,8 +927,7 @@ def auto_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
                 record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
     """What ``backend="auto"`` runs: the fused kernels for inputs of at least ``AUTO_MIN_NUMEL``
     elements whose surrogate and MPR are fusable, else the reference (silently)."""
-    if (x.numel() < AUTO_MIN_NUMEL or not _ENABLED or torch.compiler.is_compiling()
-            or not fusable(cfg, surrogate, mpr)):
+    if x.numel() < AUTO_MIN_NUMEL or not _ENABLED or not fusable(cfg, surrogate, mpr):
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
     return fused_neuron(x, cfg, surrogate, mpr, record_stats)
 

@@ -38,6 +38,40 @@ def phi_inflor(u: torch.Tensor, k: float = 3.0) -> torch.Tensor:
     return torch.where(u < 0, below, torch.where(u > 1, above, middle))
 
 
+def phi_inverse(kind: str, k: float, v: float) -> float:
+    """φ⁻¹(v) as a Python float, for ``kind`` "inflor" or "tanh" ("none": v itself); ±inf beyond
+    the range of the tanh form (it saturates). φ is strictly increasing, so Θ(φ(H) − V_th) fires
+    exactly where H ≥ φ⁻¹(V_th), and a window |φ(H) − V_th| < W is φ⁻¹(V_th − W) < H < φ⁻¹(V_th + W):
+    the fused kernels test H against these numbers instead of evaluating φ per element.
+
+    Middle piece: the inverse of tanh(k(u − ½))/d + ½ (d = 2 tanh(k/2)) is ½ + atanh(d(v − ½))/k,
+    exact at φ(0) = 0, φ(½) = ½, φ(1) = 1. InfLoR's outer pieces: 1 − (1 − v)³ for v < 0, v³ for
+    v > 1."""
+    if kind == "none":
+        return v
+    d = 2.0 * math.tanh(k / 2.0)
+
+    def mid_inverse(v):
+        if v in (0.0, 0.5, 1.0):
+            return v
+        y = d * (v - 0.5)
+        if y >= 1.0:
+            return math.inf
+        if y <= -1.0:
+            return -math.inf
+        return 0.5 + math.atanh(y) / k
+
+    if kind == "tanh":
+        return mid_inverse(v)
+    if kind != "inflor":
+        raise ValueError(f"unknown MPR kind {kind!r}; valid choices: ['inflor', 'tanh', 'none']")
+    if v < 0.0:
+        return 1.0 - (1.0 - v) ** 3
+    if v > 1.0:
+        return v ** 3
+    return min(max(mid_inverse(v), 0.0), 1.0)
+
+
 class MPR:
     """A named, picklable φ: ``MPR("inflor", k=3)`` or ``MPR("tanh", k=...)``."""
 
@@ -53,6 +87,10 @@ class MPR:
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         return self.KINDS[self.kind](u, self.k)
+
+    def inverse(self, v: float) -> float:
+        """φ⁻¹(v) (see ``phi_inverse``)."""
+        return phi_inverse(self.kind, self.k, v)
 
     def __repr__(self) -> str:
         return f"MPR({self.kind!r}, k={self.k:g})"

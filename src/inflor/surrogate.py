@@ -41,11 +41,49 @@ class _SurrogateSpike(torch.autograd.Function):
         return grad_out * ctx.surrogate.grad(x), None, None
 
 
+#: every surrogate class that declares a fused form, by ``fused_key`` (see ``Surrogate``)
+FUSED_FORMS: dict[str, type] = {}
+
+
 class Surrogate(nn.Module):
     """Base class: subclasses implement ``grad`` and ``primitive``.
 
     ``spiking=False`` turns the forward into the smooth primitive (for gradient checking).
+
+    **Fused form.** The fused kernels (``inflor.fused``, docs/design.md "Fused kernels") evaluate g
+    as one of a few families of formulas in z = Ĥ − V_th, with three numbers A, B, W::
+
+        box            A·1[|z| < W]
+        bell           A·e/(1+e)²,  e = exp(−B|z|)
+        windowed_bell  A·e/(1+e)²·1[|z| < W]
+        triangle       A·max(W − |z|, 0)
+        atan           A/(1 + (B z)²)
+
+    A class that has such a form declares it itself: ``fused_family``, ``fused_param`` (the name of
+    the buffer holding its one runtime parameter, read per call, so it may change between calls,
+    like ESG's K) and ``fused_values(v) -> (A, B, W)``. A subclass that does not declare its own
+    (it may redefine ``grad``) runs on the reference implementation.
     """
+
+    fused_family: str | None = None
+    fused_param: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "fused_family" not in vars(cls):
+            cls.fused_family = None      # inherited forms do not count
+        elif cls.fused_family is not None:
+            FUSED_FORMS[cls.fused_key()] = cls
+
+    @classmethod
+    def fused_key(cls) -> str:
+        """The name the fused operator knows this class by."""
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    @staticmethod
+    def fused_values(v: float) -> tuple[float, float, float]:  # pragma: no cover - abstract
+        """(A, B, W) of the family formula for the parameter value ``v``."""
+        raise NotImplementedError
 
     def __init__(self, spiking: bool = True):
         super().__init__()
@@ -74,6 +112,12 @@ class Rectangle(Surrogate):
     group code (``clamp(x, 0, 1)`` straight-through).
     """
 
+    fused_family, fused_param = "box", "width"
+
+    @staticmethod
+    def fused_values(v):
+        return 1.0 / v, 0.0, v / 2.0
+
     def __init__(self, width: float = 1.0, spiking: bool = True):
         super().__init__(spiking)
         if width <= 0:
@@ -91,6 +135,13 @@ class Rectangle(Surrogate):
 
 class Tanh(Surrogate):
     """Asymptotic tanh (IM-Loss Eq. 13): primitive ½·tanh(k x) + ½, g(x) = (k/2)(1 - tanh²(k x))."""
+
+    # (k/2)(1 − tanh²(kz)) = 2k·e/(1+e)² with e = exp(−2k|z|)
+    fused_family, fused_param = "bell", "k_value"
+
+    @staticmethod
+    def fused_values(v):
+        return 2.0 * v, 2.0 * v, math.inf
 
     def __init__(self, k: float = 3.0, spiking: bool = True):
         super().__init__(spiking)
@@ -132,6 +183,8 @@ class ESG(Tanh):
     ``k_min``, ``k_max`` and the current K are buffers and are saved in ``state_dict``.
     """
 
+    fused_family, fused_param = "bell", "k_value"    # Tanh's g with the scheduled K
+
     def __init__(self, k_min: float = 1.0, k_max: float = 10.0, spiking: bool = True):
         if not 0 < k_min <= k_max:
             raise ValueError(f"ESG needs 0 < k_min <= k_max, got k_min={k_min}, k_max={k_max}")
@@ -146,6 +199,13 @@ class ESG(Tanh):
 
 class Sigmoid(Surrogate):
     """Sigmoid surrogate: primitive σ(αx), g(x) = α σ(αx)(1 - σ(αx)) (SpikingJelly's default form)."""
+
+    # α σ(αz)(1 − σ(αz)) = α·e/(1+e)² with e = exp(−α|z|)
+    fused_family, fused_param = "bell", "alpha"
+
+    @staticmethod
+    def fused_values(v):
+        return v, v, math.inf
 
     def __init__(self, alpha: float = 4.0, spiking: bool = True):
         super().__init__(spiking)
@@ -162,6 +222,12 @@ class Sigmoid(Surrogate):
 class ATan(Surrogate):
     """Arctan surrogate: primitive atan(π/2·αx)/π + ½, g(x) = (α/2) / (1 + (π/2·αx)²)."""
 
+    fused_family, fused_param = "atan", "alpha"
+
+    @staticmethod
+    def fused_values(v):
+        return v / 2.0, math.pi / 2.0 * v, 0.0
+
     def __init__(self, alpha: float = 2.0, spiking: bool = True):
         super().__init__(spiking)
         self._buffer("alpha", alpha)
@@ -177,6 +243,12 @@ class ATan(Surrogate):
 
 class Triangle(Surrogate):
     """Triangle surrogate: g(x) = γ⁻² · max(γ - |x|, 0), area 1 (γ the half-width)."""
+
+    fused_family, fused_param = "triangle", "gamma"
+
+    @staticmethod
+    def fused_values(v):
+        return 1.0 / (v * v), 0.0, v
 
     def __init__(self, gamma: float = 0.5, spiking: bool = True):
         super().__init__(spiking)
@@ -195,6 +267,13 @@ class Triangle(Surrogate):
 class DSpike(Surrogate):
     """The official IM-Loss/MPBN code's surrogate (reference-impl.md §3): a tanh bump inside the
     window |x| < ½, g(x) = k·sech²(k x) / (2 tanh(k/2)) there and 0 outside; k = 3 in that code."""
+
+    # k·sech²(kz)/(2 tanh(k/2)) = (2k/tanh(k/2))·e/(1+e)², e = exp(−2k|z|), inside |z| < ½
+    fused_family, fused_param = "windowed_bell", "k_value"
+
+    @staticmethod
+    def fused_values(v):
+        return 2.0 * v / math.tanh(v / 2.0), 2.0 * v, 0.5
 
     def __init__(self, k: float = 3.0, spiking: bool = True):
         super().__init__(spiking)
