@@ -220,12 +220,14 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
 
     "model.name": ("tinyconv", _string(optional=False), "a name of inflor.models.list_models()"),
     "model.options": ({}, _open_dict, "create_model options: timesteps, neuron, neuron_options, mpr, "
-                                      "mpr_k, surrogate, norm, restrict_inner, in_channels, ..."),
+                                      "mpr_k, surrogate, norm, restrict_inner, residual_alpha, in_channels, ..."),
 
     "data.name": ("digits", _string(optional=False), "a name of inflor.data.list_datasets()"),
     "data.root": (None, _string(), "folder of the dataset files (default $INFLOR_DATA or ./data)"),
-    "data.batch_size": (64, _integer(1), "training batch size per process (global = × world size)"),
-    "data.test_batch_size": (None, _integer(1, optional=True), "evaluation batch size (default: batch_size)"),
+    "data.batch_size": (64, _integer(1), "global training batch size, as the papers state it: torchrun's N "
+                                         "processes load batch_size / N each (it must divide)"),
+    "data.test_batch_size": (None, _integer(1, optional=True), "global evaluation batch size (default: "
+                                                               "batch_size; divided among processes, rounded up)"),
     "data.workers": (0, _integer(0), "DataLoader worker processes"),
     "data.drop_last": (False, _boolean, "drop the last incomplete training batch"),
     "data.options": ({}, _open_dict, "dataset options (inflor.data.dataset_options(name))"),
