@@ -6,8 +6,8 @@ and ``MASTER_ADDR``/``MASTER_PORT``; ``init_distributed`` reads them and starts 
 no-op for a single process. Only rank 0 writes files; metrics are summed over ranks.
 
 Batch sizes in a config are global, as the papers state them: ``per_process_batch`` divides
-``data.batch_size`` among the processes, so a recipe trains with the same batch (and therefore the
-same learning rate per sample) on 1 GPU or 8.
+``data.batch_size`` among the processes, so a recipe trains with the paper's batch, for which its
+learning rate was chosen, on 1 GPU or 8.
 """
 from __future__ import annotations
 
