@@ -54,9 +54,17 @@ Pipeline
    ``split_seed`` (default 0) a seeded permutation of that sorted list puts
    ``train_per_class`` (900) in train and the rest (100) in test; with ``split_seed=None`` the
    first ``train_per_class`` indices go to train (the TET/aa-samad convention, 0–899 / 900–999).
-6. Frame normalisation at load time, option ``frame_norm``: ``"none"`` (default: raw,
-   resized counts) or ``"max"`` (each time step's ``[2, H, W]`` frame divided by its own
-   maximum, as in the TET preprocessing script). It is not baked into the cache.
+6. Spike format at load time, option ``binary``: ``False`` (default) keeps the real-valued
+   resized counts; ``True`` gives 0/1 frames, 1 where at least one event of that polarity fell
+   into the output pixel during the slice (InfLoR Sec. 4.1: "we used the 0/1 spike format
+   directly"). With ``interpolation="area"`` the resized count is > 0 exactly when an event lies
+   in the output pixel's footprint, so the 0/1 frame is the adaptive max pooling of the
+   full-resolution 0/1 frame (no event is lost, none is invented); with ``"nearest"`` it is
+   whether the one sampled sensor pixel had an event. ``"bilinear"`` mixes neighbours with
+   weights and is refused with ``binary``. Then frame normalisation, option ``frame_norm``:
+   ``"none"`` (default) or ``"max"`` (each time step's ``[2, H, W]`` frame divided by its own
+   maximum, as in the TET preprocessing script; 0/1 frames stay 0/1). Neither is baked into
+   the cache.
 7. Training augmentation (option ``augment``, default on; ``max_shift`` default 5):
    :class:`~inflor.data.transforms.FlipRoll` — flip along width with p = 0.5, then a circular
    roll by ``(dh, dw)``, each uniform in ``[-max_shift, max_shift]``. Test samples are never
@@ -72,7 +80,8 @@ and ``root/test/<i>.pt``, each a ``torch.save``'d pair ``(frames, label)`` with 
 ``[2, 128, 128, T]`` (time-last) or ``[T, 2, 128, 128]`` (time-first; told apart by whether
 the last two axes are equal). These are read as they are (their own train/test split; no
 cache, ``train_per_class``/``split_seed``/``orientation`` do not apply), made time-first,
-resized to ``size`` with ``interpolation`` on load, then normalised/augmented as above.
+resized to ``size`` with ``interpolation`` on load, then binarised/normalised/augmented as
+above (``binary`` marks every pixel whose value is > 0).
 Their provenance (and whether they were already normalised) is undocumented.
 """
 from __future__ import annotations
@@ -229,7 +238,10 @@ def build_cache(pairs: Sequence[Tuple[Path, Path]], progress: bool = True, worke
 
 
 # ----------------------------------------------------------------------------- datasets
-def _normalise(frames: torch.Tensor, frame_norm: str) -> torch.Tensor:
+def _normalise(frames: torch.Tensor, frame_norm: str, binary: bool = False) -> torch.Tensor:
+    """Step 6 of the pipeline: 0/1 spike format (``binary``), then ``frame_norm``."""
+    if binary:
+        frames = (frames > 0).to(frames.dtype)
     if frame_norm == "max":
         peak = frames.amax(dim=(-3, -2, -1), keepdim=True)
         frames = frames / torch.where(peak > 0, peak, torch.ones_like(peak))
@@ -240,10 +252,11 @@ class FrameFileDataset(Dataset):
     """Samples ``(frames, label)`` from cached ``.npy`` frame files ``[T, C, H, W]``."""
 
     def __init__(self, items: Sequence[Tuple[Path, int]], frame_norm: str = "none",
-                 transform: Optional[Callable] = None):
+                 transform: Optional[Callable] = None, binary: bool = False):
         self.items = list(items)
         self.frame_norm = frame_norm
         self.transform = transform
+        self.binary = binary
 
     @property
     def targets(self) -> List[int]:
@@ -254,7 +267,7 @@ class FrameFileDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.items[index]
-        frames = _normalise(torch.from_numpy(np.load(path)), self.frame_norm)
+        frames = _normalise(torch.from_numpy(np.load(path)), self.frame_norm, self.binary)
         if self.transform is not None:
             frames = self.transform(frames)
         return frames, label
@@ -283,12 +296,13 @@ class PtFramesDataset(Dataset):
     """Samples from pre-framed ``.pt`` files (see "Pre-framed variant" in the module docstring)."""
 
     def __init__(self, files: Sequence[Path], size: int, interpolation: str,
-                 frame_norm: str = "none", transform: Optional[Callable] = None):
+                 frame_norm: str = "none", transform: Optional[Callable] = None, binary: bool = False):
         self.files = list(files)
         self.size = size
         self.interpolation = interpolation
         self.frame_norm = frame_norm
         self.transform = transform
+        self.binary = binary
 
     def __len__(self) -> int:
         return len(self.files)
@@ -296,7 +310,7 @@ class PtFramesDataset(Dataset):
     def __getitem__(self, index: int):
         frames, label = load_pt_frames(self.files[index])
         frames = resize_frames(frames, self.size, self.interpolation)
-        frames = _normalise(frames, self.frame_norm)
+        frames = _normalise(frames, self.frame_norm, self.binary)
         if self.transform is not None:
             frames = self.transform(frames)
         return frames, label
@@ -326,7 +340,7 @@ def _split(files: List[Path], train_per_class: int, rng: Optional[np.random.Gene
 
 def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
                       interpolation: str = "area", orientation: str = "spikingjelly",
-                      frame_norm: str = "none", train_per_class: int = 900,
+                      frame_norm: str = "none", binary: bool = False, train_per_class: int = 900,
                       split_seed: Optional[int] = 0, augment: bool = True, max_shift: int = 5,
                       classes: Optional[Sequence[str]] = None, cache_dir=None,
                       layout: str = "aedat", progress: bool = True, workers: int = 4):
@@ -336,6 +350,10 @@ def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_choice("orientation", orientation, ORIENTATIONS)
     check_choice("frame_norm", frame_norm, FRAME_NORMS)
+    binary = check_bool("binary", binary)
+    if binary and interpolation == "bilinear":
+        raise ValueError("option 'binary' needs interpolation 'area' (an event anywhere in the output "
+                         "pixel: max pooling) or 'nearest'; 'bilinear' weights neighbours")
     check_choice("layout", layout, LAYOUTS)
     train_per_class = check_int("train_per_class", train_per_class, minimum=1)
     if split_seed is not None:
@@ -359,7 +377,7 @@ def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
                        timesteps=timesteps, class_names=classes)
 
     if layout == "pt":
-        return _build_pt(root, timesteps, size, interpolation, frame_norm, train_tf, info)
+        return _build_pt(root, timesteps, size, interpolation, frame_norm, train_tf, info, binary)
 
     per_class = []
     for c in classes:
@@ -386,13 +404,13 @@ def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
         tr, te = _split(files, train_per_class, rng)
         train_items += [(cache_root / c / (f.stem + ".npy"), label) for f in tr]
         test_items += [(cache_root / c / (f.stem + ".npy"), label) for f in te]
-    train = FrameFileDataset(train_items, frame_norm, train_tf)
-    test = FrameFileDataset(test_items, frame_norm, None)
+    train = FrameFileDataset(train_items, frame_norm, train_tf, binary)
+    test = FrameFileDataset(test_items, frame_norm, None, binary)
     return train, test, info
 
 
 def _build_pt(root: Path, timesteps: int, size: int, interpolation: str, frame_norm: str,
-              train_tf, info: DatasetInfo):
+              train_tf, info: DatasetInfo, binary: bool = False):
     splits = {}
     for split in ("train", "test"):
         folder = root / split
@@ -408,6 +426,6 @@ def _build_pt(root: Path, timesteps: int, size: int, interpolation: str, frame_n
     if frames.shape[0] != timesteps:
         raise ValueError(f"{splits['train'][0]} holds T = {frames.shape[0]} frames but option "
                          f"timesteps = {timesteps}; set timesteps={frames.shape[0]}")
-    train = PtFramesDataset(splits["train"], size, interpolation, frame_norm, train_tf)
-    test = PtFramesDataset(splits["test"], size, interpolation, frame_norm, None)
+    train = PtFramesDataset(splits["train"], size, interpolation, frame_norm, train_tf, binary)
+    test = PtFramesDataset(splits["test"], size, interpolation, frame_norm, None, binary)
     return train, test, info

@@ -151,6 +151,51 @@ def test_frame_norm_max(tmp_path):
     assert torch.allclose(x.amax(dim=(1, 2, 3)), torch.ones(10))
 
 
+def _frame_events(root, events):
+    """Two identical files of one class holding ``events`` = [(row, col, p), ...] in frame
+    coordinates (orientation 'spikingjelly': row = jAER x, col = 127 - jAER y)."""
+    rows, cols, ps = (np.array(v) for v in zip(*events))
+    for i in range(2):
+        write_aedat(root / "airplane" / f"cifar10_airplane_{i}.aedat", encode(rows, 127 - cols, ps))
+
+
+def test_binary_frames_are_event_presence(tmp_path):
+    # 4 events, T = 2 (two per slice): slice 0 two ON events at pixel (0, 0), slice 1 two OFF
+    # events at (2, 2). 128 -> 48 'area' footprints: output 0 covers input rows/cols 0..2,
+    # output 1 covers 2..5, so (0, 0) lands in output (0, 0) only and (2, 2) in outputs
+    # (0..1, 0..1).
+    _frame_events(tmp_path, [(0, 0, 1), (0, 0, 1), (2, 2, 0), (2, 2, 0)])
+    opts = dict(root=tmp_path, classes=["airplane"], train_per_class=1, timesteps=2, augment=False,
+                progress=False, workers=0)
+    counts = build_datasets("cifar10_dvs", **opts)[1][0][0]
+    assert counts[0, 1, 0, 0] == pytest.approx(2 / 9)         # the area mean: real-valued, not 0/1
+    x = build_datasets("cifar10_dvs", binary=True, **opts)[1][0][0]
+    expected = torch.zeros(2, 2, 48, 48)
+    expected[0, 1, 0, 0] = 1                                  # ON, slice 0
+    expected[1, 0, :2, :2] = 1                                # OFF, slice 1
+    assert torch.equal(x, expected)
+    # at sensor size: event presence of each polarity (two events still give 1)
+    full = build_datasets("cifar10_dvs", binary=True, size=128, **opts)[1][0][0]
+    assert full.sum() == 2 and full[0, 1, 0, 0] == 1 and full[1, 0, 2, 2] == 1
+    # 'area' + binary is the adaptive max pooling of the full-resolution 0/1 frames
+    assert torch.equal(x, torch.nn.functional.adaptive_max_pool2d(full, 48))
+    near = build_datasets("cifar10_dvs", binary=True, interpolation="nearest", **opts)[1][0][0]
+    assert set(near.unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="binary.*bilinear"):
+        build_datasets("cifar10_dvs", binary=True, interpolation="bilinear", **opts)
+
+
+def test_binary_applies_to_pre_framed_files(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        frames = torch.zeros(10, 2, 16, 16)
+        frames[3, 1, 5, 6] = 0.25                            # a normalised count, not 0/1
+        torch.save((frames, torch.tensor(0)), tmp_path / split / "0.pt")
+    _, test, _ = build_datasets("cifar10_dvs", root=tmp_path, layout="pt", size=16, binary=True)
+    x, _ = test[0]
+    assert x.sum() == 1 and x[3, 1, 5, 6] == 1
+
+
 def test_train_augmentation_within_bounds(tmp_path):
     make_release(tmp_path, n_per_class=2)
     train, _, _ = build_datasets("cifar10_dvs", root=tmp_path, classes=CLASSES,

@@ -13,7 +13,7 @@ from . import resnet, stbp_cifarnet, tiny, vgg  # noqa: F401,E402  (registers th
 from .stbp_cifarnet import CIFARNet, cifarnet, cifarnet_voting  # noqa: F401
 from .resnet import SpikingResNet, resnet18, resnet19, resnet19_fc256, resnet20, resnet20_diet, resnet34  # noqa: F401
 from .tiny import TinyConv, tinyconv  # noqa: F401
-from .vgg import SpikingVGG, vgg16, vgg16_diet  # noqa: F401
+from .vgg import SpikingVGG, vgg16, vgg16_diet, vgg16_diet_imagenet  # noqa: F401
 
 __all__ = ["create_model", "list_models", "register_model", "model_options", "get_model_entry",
            "SpikingModel", "to_time_first", "COMMON_OPTIONS"]

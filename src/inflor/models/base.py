@@ -22,8 +22,13 @@ Common options (every registered model; see ``COMMON_OPTIONS``)
 ``backend``), ``mpr`` (``None`` = the preset's own choice, i.e. MPR only for ``neuron="inflor"``;
 ``"inflor"`` / ``"tanh"`` switch it on; ``"none"`` switches it off), ``mpr_k``, ``surrogate`` (a
 name or ``{"name": ..., **kwargs}``; ``None`` = rectangle), ``norm`` (``"tdbn"`` | ``"bn"`` |
-``"none"``) and ``restrict_inner`` (also let IM-Loss restrict the inner neuron of each residual
-block; IM-Loss does not, hence default ``False``).
+``"none"``), ``restrict_inner`` (also let IM-Loss restrict the inner neuron of each residual
+block; IM-Loss does not, hence default ``False``) and ``residual_alpha``, the tdBN α of the last
+norm of each residual branch (``blocks.BasicBlock``): ``"inflor"`` (default; the InfLoR code's
+choice: α = 1 in a block with an identity shortcut, 1/√2 with a projection) or ``"tdbn"`` (the
+tdBN paper's, Zheng et al. AAAI 2021: α = 1/√2 in every block, so branch + shortcut have the
+variance of one α = 1 norm). Like ``restrict_inner`` it only acts on residual blocks, and only
+with ``norm="tdbn"`` (plain BN has no α).
 
 Initialisation (all models): conv weights Kaiming-normal with fan_out and the ReLU gain, i.e.
 N(0, 2/(k²·C_out)) — exactly the group code's (Guo et al.) conv init and SpikingJelly's; conv
@@ -54,9 +59,13 @@ COMMON_OPTIONS: dict[str, object] = {
     "surrogate": None,
     "norm": "tdbn",
     "restrict_inner": False,
+    "residual_alpha": "inflor",
 }
 
 MPR_CHOICES = (None, "none", "inflor", "tanh")
+
+#: ``residual_alpha`` choices: whose convention sets the tdBN α of a residual branch's last norm.
+RESIDUAL_ALPHAS = ("inflor", "tdbn")
 
 #: BaseNode keyword arguments a model sets itself (so ``neuron_options`` must not carry them).
 _MODEL_CONTROLLED = {"mpr": "mpr", "mpr_k": "mpr_k", "surrogate_function": "surrogate",
@@ -91,7 +100,8 @@ class SpikingModel(nn.Module):
 
     def __init__(self, num_classes: int = 10, *, in_channels: int = 3, timesteps: int = 4,
                  neuron: str = "if", neuron_options: dict | None = None, mpr=None, mpr_k=None,
-                 surrogate=None, norm: str = "tdbn", restrict_inner: bool = False):
+                 surrogate=None, norm: str = "tdbn", restrict_inner: bool = False,
+                 residual_alpha: str = "inflor"):
         super().__init__()
         self.num_classes = _positive_int("num_classes", num_classes)
         self.in_channels = _positive_int("in_channels", in_channels)
@@ -124,6 +134,10 @@ class SpikingModel(nn.Module):
         if not isinstance(restrict_inner, bool):
             raise ValueError(f"restrict_inner must be True or False, got {restrict_inner!r}")
         self.restrict_inner = restrict_inner
+        if residual_alpha not in RESIDUAL_ALPHAS:
+            raise ValueError(f"unknown residual_alpha {residual_alpha!r}; valid choices: {list(RESIDUAL_ALPHAS)} "
+                             "('inflor': the InfLoR code's tdBN alpha, 'tdbn': the tdBN paper's)")
+        self.residual_alpha = residual_alpha
         self.input_size: int | None = None
         # set by create_model; kept as plain attributes (not in the state_dict)
         self.model_name: str = type(self).__name__

@@ -97,8 +97,12 @@ class BasicBlock(nn.Module):
 
     With ``norm="none"`` every BN is an identity (Diet-SNN's conv1×1-only shortcut).
 
-    tdBN α (InfLoR code convention, reference-impl §2): bn1 α = 1; bn2 α = 1 for an identity
-    block and 1/√2 when the block has a projection shortcut; the shortcut BN α = 1/√2.
+    tdBN α (InfLoR Eq. 1 and the tdBN paper call it network-structure dependent), per the model's
+    ``residual_alpha`` option: bn1 α = 1 and the shortcut BN α = 1/√2 always; bn2 α is
+
+    * ``"inflor"`` (the InfLoR code): 1 for an identity block, 1/√2 with a projection shortcut;
+    * ``"tdbn"`` (the tdBN paper, Zheng et al. AAAI 2021, its residual block): 1/√2 in every
+      block, the value the RecDis and IM-Loss rows that compare with tdBN's numbers assume.
     """
 
     def __init__(self, model: SpikingModel, in_ch: int, out_ch: int, stride: int = 1,
@@ -112,7 +116,8 @@ class BasicBlock(nn.Module):
         self.neuron1 = model.neuron("block_inner")
         self.dropout = TemporalDropout(dropout) if dropout > 0 else nn.Identity()
         self.conv2 = conv(out_ch, out_ch, 3, 1)
-        self.bn2 = model.norm(out_ch, alpha=SQRT1_2 if self.projection else 1.0)
+        tdbn_paper = model.residual_alpha == "tdbn"
+        self.bn2 = model.norm(out_ch, alpha=SQRT1_2 if self.projection or tdbn_paper else 1.0)
         if not self.projection:
             self.shortcut = nn.Identity()
         elif shortcut == "conv":

@@ -1,12 +1,14 @@
 """Spiking ResNets: ResNet-19 (+ the tdBN-paper FC-256 head), ResNet-20 (group ``res20m`` and
 Diet-SNN), ImageNet ResNet-18/34, and the CIFAR10-DVS variants.
 
-All use ``blocks.BasicBlock`` (neuron after the residual add; tdBN α per the InfLoR code, see
-there) and the common options of ``inflor.models.base``. Which paper uses which:
+All use ``blocks.BasicBlock`` (neuron after the residual add; the tdBN α of its last branch norm
+per the ``residual_alpha`` option, see there) and the common options of ``inflor.models.base``.
+Which paper uses which:
 
 ==================  =====================================================================
 ``resnet19``        group code ``resnet19_cifar`` (IM-Loss, InfLoR/Re-Loss): 18 weight layers
-``resnet19_fc256``  tdBN paper / STBP-tdBN comparison rows: + FC 512→256 → neuron (19 layers)
+``resnet19_fc256``  tdBN paper's (RecDis Sec. 4.5: "consistent with" STBP-tdBN's; all RecDis
+                    ResNet-19 rows): + FC 512→256 → neuron (19 weight layers)
 ``resnet20``        group code ``res20m`` (InfLoR Tables 1–4 "ResNet20", MPR ablations)
 ``resnet20_diet``   Diet-SNN's ResNet-20 (no BN, dropout, conv1×1 shortcut, flatten → FC)
 ``resnet18/34``     ImageNet (InfLoR Table 4, RecDis/IM-Loss ResNet-34), group code layout
@@ -14,7 +16,7 @@ there) and the common options of ``inflor.models.base``. Which paper uses which:
 ==================  =====================================================================
 
 Normalisation choices: with ``norm="tdbn"`` (default) the BNs inside blocks follow the InfLoR code's
-α convention (``BasicBlock``) and every BN outside a block (stem, pre-layers) is tdBN with α = 1,
+α convention or, with ``residual_alpha="tdbn"``, the tdBN paper's (``BasicBlock``); every BN outside a block (stem, pre-layers) is tdBN with α = 1,
 i.e. scale α·V_th = 0.5. The InfLoR code uses a plain BN3d there and the IM-Loss/MPBN code plain BN3d
 everywhere: that is ``norm="bn"`` (the learnable γ absorbs the fixed factor). Conv layers followed by
 a norm have no bias, so ``norm="none"`` nets are bias-free (as IM-Loss's "w/o normalization" rows).
@@ -170,6 +172,10 @@ def resnet34(num_classes: int = 10, **options) -> SpikingResNet:
 register_model(resnet19, name="resnet19_dvs", in_channels=2, timesteps=10, doc=(
     "ResNet-19 (group layout, as ``resnet19``) for CIFAR10-DVS: 2 input channels, T = 10, 48×48 "
     "frames (InfLoR Table 5, IM-Loss Table 2, RecDis Table 6)."))
+register_model(resnet19_fc256, name="resnet19_fc256_dvs", in_channels=2, timesteps=10, doc=(
+    "ResNet-19 of the tdBN paper (as ``resnet19_fc256``, with the FC 256 layer) for CIFAR10-DVS: "
+    "2 input channels, T = 10, 48×48 frames (RecDis Table 6, whose ResNet-19 is the tdBN paper's, "
+    "RecDis Sec. 4.5)."))
 register_model(resnet20, name="resnet20_dvs", in_channels=2, timesteps=10, doc=(
     "ResNet-20 (group ``res20m``, as ``resnet20``) for CIFAR10-DVS: 2 input channels, T = 10, "
     "48×48 frames (InfLoR Table 5; its prose says ResNet18, its table ResNet20)."))

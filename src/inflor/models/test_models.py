@@ -15,8 +15,8 @@ from inflor.norm import TemporalBatchNorm
 from inflor.surrogate import ESG, Rectangle, Tanh
 
 ALL = ["cifarnet", "cifarnet_dvs", "cifarnet_voting", "resnet18", "resnet19", "resnet19_dvs",
-       "resnet19_fc256", "resnet20", "resnet20_diet", "resnet20_dvs", "resnet34", "tinyconv",
-       "vgg16", "vgg16_diet"]
+       "resnet19_fc256", "resnet19_fc256_dvs", "resnet20", "resnet20_diet", "resnet20_dvs", "resnet34",
+       "tinyconv", "vgg16", "vgg16_diet", "vgg16_diet_imagenet"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -68,11 +68,11 @@ def stages(c, table, norm=True):
 
 
 def expected_params(name: str, K: int) -> int:
-    if name in ("resnet19", "resnet19_dvs", "resnet19_fc256"):
+    if name in ("resnet19", "resnet19_dvs", "resnet19_fc256", "resnet19_fc256_dvs"):
         cin = 2 if name.endswith("dvs") else 3
         n = conv(cin, 128, 3) + bn(128)                                  # stem
         n += stages(128, [(128, 3, 1), (256, 3, 2), (512, 2, 2)])        # 3 + 3 + 2 blocks
-        if name == "resnet19_fc256":
+        if name.startswith("resnet19_fc256"):
             return n + fc(512, 256) + fc(256, K)                          # FC 256 → neuron → FC K
         return n + fc(512, K)
     if name in ("resnet20", "resnet20_dvs"):
@@ -96,13 +96,14 @@ def expected_params(name: str, K: int) -> int:
             n += conv(c, w, 3, bias=True) + bn(w)
             c = w
         return n + fc(512, K)
-    if name == "vgg16_diet":                # no bias, no BN; 2048 → 4096 → 4096 → K, no biases
+    if name in ("vgg16_diet", "vgg16_diet_imagenet"):  # no bias, no BN; flat → 4096 → 4096 → K
         widths = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
         c, n = 3, 0
         for w in widths:
             n += conv(c, w, 3)
             c = w
-        return n + fc(2048, 4096, False) + fc(4096, 4096, False) + fc(4096, K, False)
+        flat = 512 * 2 * 2 if name == "vgg16_diet" else 512 * 7 * 7     # 32 px / 16; 224 px / 32
+        return n + fc(flat, 4096, False) + fc(4096, 4096, False) + fc(4096, K, False)
     if name in ("cifarnet", "cifarnet_voting", "cifarnet_dvs"):
         cin, side = (2, 12) if name.endswith("dvs") else (3, 8)
         n = conv(cin, 128, 3) + bn(128) + conv(128, 256, 3) + bn(256) + conv(256, 512, 3) + bn(512)
@@ -116,7 +117,7 @@ def expected_params(name: str, K: int) -> int:
 
 def test_registry_lists_every_model():
     assert list_models() == sorted(ALL)
-    assert list_models("*_dvs") == ["cifarnet_dvs", "resnet19_dvs", "resnet20_dvs"]
+    assert list_models("*_dvs") == ["cifarnet_dvs", "resnet19_dvs", "resnet19_fc256_dvs", "resnet20_dvs"]
     assert list_models("resnet1?") == ["resnet18", "resnet19"]
 
 
@@ -139,7 +140,8 @@ def test_imagenet_resnets_match_torchvision_counts(name):
 SMALL = {
     "cifarnet": (dict(input_size=8), 8), "cifarnet_voting": (dict(input_size=8), 8),
     "cifarnet_dvs": (dict(input_size=8), 8), "resnet20_diet": (dict(input_size=16), 16),
-    "vgg16_diet": (dict(input_size=16), 16), "vgg16": ({}, 32), "tinyconv": ({}, 8),
+    "vgg16_diet": (dict(input_size=16), 16), "vgg16_diet_imagenet": (dict(input_size=32), 32),
+    "vgg16": ({}, 32), "tinyconv": ({}, 8),
     "resnet18": ({}, 32), "resnet34": ({}, 32),
 }
 
@@ -250,7 +252,7 @@ def test_norm_option(norm):
 
 
 def test_diet_variants_default_to_no_norm():
-    for name in ("resnet20_diet", "vgg16_diet"):
+    for name in ("resnet20_diet", "vgg16_diet", "vgg16_diet_imagenet"):
         assert not any(isinstance(b, TemporalBatchNorm) for b in build_meta(name).modules())
         assert any(isinstance(b, TemporalBatchNorm) for b in build_meta(name, norm="tdbn").modules())
 
@@ -284,6 +286,31 @@ def test_tdbn_alpha_convention():
     assert [type(s.module if hasattr(s, "module") else s).__name__ for s in r20.shortcut] == \
         ["AvgPool2d", "Conv2d", "TemporalBatchNorm"]
     assert r20.bn2.alpha == pytest.approx(a) and r20.shortcut[2].alpha == pytest.approx(a)
+
+
+def test_residual_alpha_option_sets_the_second_norm_of_every_block():
+    # hand case: bn2 of a block sees channel values {1, 3} (mean 2, biased variance 1), so at init
+    # (γ = 1, β = 0) it outputs ±α·V_th = ±0.5 with α = 1 and ±0.5/√2 = ±0.35355 with α = 1/√2
+    def x(c):   # [T, B, C, H, W] = [1, 2, c, 1, 1]: sample 0 holds 1, sample 1 holds 3
+        return torch.tensor([1.0, 3.0]).reshape(1, 2, 1, 1, 1).expand(1, 2, c, 1, 1).contiguous()
+
+    for option, ident_out in (("inflor", 0.5), ("tdbn", 0.5 / math.sqrt(2))):
+        m = create_model("resnet19", residual_alpha=option).train()
+        ident, proj = m.layer1[0], m.layer2[0]
+        assert not ident.projection and proj.projection
+        torch.testing.assert_close(ident.bn2(x(128))[0, :, 0, 0, 0], torch.tensor([-ident_out, ident_out]),
+                                   rtol=0, atol=1e-5)
+        # blocks with a projection, bn1 and the shortcut norm do not depend on the option
+        y = proj.bn2(x(256))[0, :, 0, 0, 0]
+        torch.testing.assert_close(y, torch.tensor([-0.35355, 0.35355]), rtol=0, atol=1e-5)
+        assert ident.bn1.alpha == 1.0 and proj.shortcut[1].alpha == pytest.approx(1 / math.sqrt(2))
+        assert m.model_options["residual_alpha"] == option
+    # every block follows the option
+    tdbn = build_meta("resnet19_fc256", residual_alpha="tdbn")
+    assert all(b.bn2.alpha == pytest.approx(1 / math.sqrt(2)) for b in tdbn.modules()
+               if isinstance(b, BasicBlock))
+    with pytest.raises(ValueError, match="residual_alpha.*'inflor', 'tdbn'"):
+        create_model("tinyconv", residual_alpha="stbp")
 
 
 def test_rebuild_from_model_options():

@@ -1,14 +1,19 @@
-"""Spiking VGG-16 for CIFAR: the group-code version and Diet-SNN's.
+"""Spiking VGG-16: the group-code version and Diet-SNN's (CIFAR and ImageNet sizes).
 
-==============  ========================================================================
-``vgg16``       group code ``vgg16_bn`` (InfLoR Tables 2/4, IM-Loss "VGG-16" rows): torchvision
-                config D with AvgPool2d(2) for MaxPool, conv3×3 bias=True → norm → neuron,
-                five pools (32→1), global avgpool → FC 512→K. 13 conv + 1 FC.
-``vgg16_diet``  Diet-SNN (compare at equal depth): 13 conv (no bias) with four pools (map 2×2),
-                dropout 0.2 after every conv not followed by a pool, flatten 2048 →
-                FC 4096 → neuron → dropout → FC 4096 → neuron → dropout → FC K (no biases).
-                No BN by default; with a norm every conv and hidden FC gets one.
-==============  ========================================================================
+=======================  ===============================================================
+``vgg16``                group code ``vgg16_bn`` (InfLoR Tables 2/4, IM-Loss CIFAR "VGG-16"
+                         rows, whose official code builds it): torchvision config D with
+                         AvgPool2d(2) for MaxPool, conv3×3 bias=True → norm → neuron, five
+                         pools (32→1), global avgpool → FC 512→K. 13 conv + 1 FC.
+``vgg16_diet``           Diet-SNN (RecDis's "VGG-16 [37]"; compare at equal depth): 13 conv (no
+                         bias) with four pools (map 2×2), dropout 0.2 after every conv not
+                         followed by a pool, flatten 2048 → FC 4096 → neuron → dropout →
+                         FC 4096 → neuron → dropout → FC K (no biases). No BN by default; with a
+                         norm every conv and hidden FC gets one.
+``vgg16_diet_imagenet``  Diet-SNN's ImageNet VGG-16 (IM-Loss's "modified VGG-16 [26]" on
+                         ImageNet): as ``vgg16_diet`` with a fifth pool (224 → 7) and flatten
+                         25088 → FC 4096 → FC 4096 → FC K.
+=======================  ===============================================================
 """
 from __future__ import annotations
 
@@ -78,3 +83,19 @@ def vgg16_diet(num_classes: int = 10, *, input_size: int = 32, dropout: float = 
     return SpikingVGG(num_classes, cfg=CFG_D[:-1], conv_bias=False, dropout=dropout,
                       classifier="flatten", hidden=(4096, 4096), input_size=input_size,
                       fc_bias=False, **options)
+
+
+@register_model(norm="none")
+def vgg16_diet_imagenet(num_classes: int = 10, *, input_size: int = 224, dropout: float = 0.2,
+                        **options) -> SpikingVGG:
+    """VGG-16 of Diet-SNN (Rathi & Roy) for ImageNet, the network IM-Loss cites as "modified
+    VGG-16 [26]" for its ImageNet row (IM-Loss Sec. 5, Table 2; the official code has no ImageNet
+    model): 13 conv without bias and five AvgPools (224 → 7; Diet-SNN's ImageNet model adds the
+    fifth pool after the last conv), dropout after each conv not followed by a pool, flatten
+    512·(input/32)² (25088 for 224) → FC 4096 → neuron → dropout → FC 4096 → neuron → dropout →
+    FC K; no biases, no BN by default (``norm="none"``). Dropout ``dropout`` (0.2) everywhere,
+    as Diet-SNN's ImageNet model. Same caveats as ``vgg16_diet`` (no learnable thresholds/leaks;
+    per-step logits). Pass ``num_classes=1000`` for ImageNet."""
+    input_size = _positive_int("input_size", input_size)
+    return SpikingVGG(num_classes, cfg=CFG_D, conv_bias=False, dropout=dropout, classifier="flatten",
+                      hidden=(4096, 4096), input_size=input_size, fc_bias=False, **options)

@@ -14,7 +14,8 @@ renders the same table)::
     esg:    enabled, k_min, k_max               (sets model.options.surrogate to ESG)
     train:  epochs, seed, deterministic, amp, amp_dtype, device, log_every, eval_every, save_every,
             grad_clip, max_steps_per_epoch, stop_after_epochs, progress, tensorboard
-    paper:  name, table, row, reported_acc, reported_std, notes   (metadata only)
+    paper:  name, table, row, reported_acc, reported_std, notes   (metadata only; notes may be a
+            mapping {topic: where it comes from}, merged topic by topic through ``extends``)
 
 A recipe may start with ``extends: <recipe name or relative path>``: the named recipe is loaded
 first and this one is merged over it (dicts merge key by key, everything else is replaced).
@@ -32,7 +33,7 @@ from typing import Any, Callable
 
 import yaml
 
-__all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "default_config", "load_config", "load_recipe",
+__all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "NOTE_TOPICS", "default_config", "load_config", "load_recipe",
            "parse_overrides", "apply_overrides", "validate_config", "recipe_path", "list_recipes",
            "recipes_dir", "dump_config", "merge", "get_key", "set_key", "RUNTIME_KEYS"]
 
@@ -210,6 +211,30 @@ def _open_dict(key, v):
 
 _open_dict.doc = "mapping (checked by the model / dataset)"
 
+#: The topics ``paper.notes`` may name, each with where that hyper-parameter comes from (the
+#: paper's statement, or the code followed where the paper is silent). Shipped paper recipes give
+#: every topic (``precision`` only where they use AMP); tests/test_recipes_provenance.py checks it.
+NOTE_TOPICS = ("network", "neuron", "surrogate", "norm", "loss", "timesteps", "optimizer", "schedule",
+               "epochs", "batch", "augmentation", "data", "split", "seed", "precision")
+
+
+def _notes(key, v):
+    if v is None or isinstance(v, str):
+        return v
+    if not isinstance(v, dict):
+        raise ConfigError(f"'{key}' must be a string or a mapping of topic: text, got {_fmt(v)}")
+    for topic, text in v.items():
+        if topic not in NOTE_TOPICS:
+            hint = difflib.get_close_matches(str(topic), NOTE_TOPICS, n=1)
+            raise ConfigError(f"unknown topic {topic!r} in '{key}'; valid topics: {', '.join(NOTE_TOPICS)}"
+                              + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"'{key}.{topic}' must be a non-empty string, got {_fmt(text)}")
+    return dict(v)
+
+
+_notes.doc = "string, mapping of topic: text, or null"
+
 #: Sections whose content is free-form here and checked by the component that consumes it.
 OPEN_SECTIONS = ("model.options", "data.options")
 
@@ -220,12 +245,14 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
 
     "model.name": ("tinyconv", _string(optional=False), "a name of inflor.models.list_models()"),
     "model.options": ({}, _open_dict, "create_model options: timesteps, neuron, neuron_options, mpr, "
-                                      "mpr_k, surrogate, norm, restrict_inner, in_channels, ..."),
+                                      "mpr_k, surrogate, norm, restrict_inner, residual_alpha, in_channels, ..."),
 
     "data.name": ("digits", _string(optional=False), "a name of inflor.data.list_datasets()"),
     "data.root": (None, _string(), "folder of the dataset files (default $INFLOR_DATA or ./data)"),
-    "data.batch_size": (64, _integer(1), "training batch size per process (global = × world size)"),
-    "data.test_batch_size": (None, _integer(1, optional=True), "evaluation batch size (default: batch_size)"),
+    "data.batch_size": (64, _integer(1), "global training batch size, as the papers state it: torchrun's N "
+                                         "processes load batch_size / N each (it must divide)"),
+    "data.test_batch_size": (None, _integer(1, optional=True), "global evaluation batch size (default: "
+                                                               "batch_size; divided among processes, rounded up)"),
     "data.workers": (0, _integer(0), "DataLoader worker processes"),
     "data.drop_last": (False, _boolean, "drop the last incomplete training batch"),
     "data.options": ({}, _open_dict, "dataset options (inflor.data.dataset_options(name))"),
@@ -287,7 +314,8 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "paper.row": (None, _string(), "row of the table"),
     "paper.reported_acc": (None, _number(0, 1, optional=True), "reported top-1 accuracy (fraction)"),
     "paper.reported_std": (None, _number(0, 1, optional=True), "reported standard deviation (fraction)"),
-    "paper.notes": (None, _string(), "where each hyper-parameter comes from"),
+    "paper.notes": (None, _notes, "where each hyper-parameter comes from: text, or {topic: text} over "
+                                  "network, neuron, ..., seed (config.NOTE_TOPICS); recipes merge it by topic"),
 }
 
 #: Keys that do not change what a run computes; on --resume they may differ from the saved run.
@@ -529,7 +557,7 @@ def config_diff(a: dict, b: dict, ignore: tuple = RUNTIME_KEYS) -> list[str]:
         if isinstance(x, dict) and isinstance(y, dict):
             for k in list(dict.fromkeys([*x, *y])):
                 walk(x.get(k), y.get(k), f"{path}.{k}" if path else k)
-        elif x != y and path not in ignore:
+        elif x != y and path not in ignore and not any(path.startswith(i + ".") for i in ignore):
             out.append(f"{path}: {x!r} -> {y!r}")
     walk(a, b, "")
     return out

@@ -4,6 +4,10 @@
 and ``MASTER_ADDR``/``MASTER_PORT``; ``init_distributed`` reads them and starts a process group
 (NCCL when the run uses CUDA, gloo otherwise). Without those variables everything here is a
 no-op for a single process. Only rank 0 writes files; metrics are summed over ranks.
+
+Batch sizes in a config are global, as the papers state them: ``per_process_batch`` divides
+``data.batch_size`` among the processes, so a recipe trains with the paper's batch, for which its
+learning rate was chosen, on 1 GPU or 8.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier"]
+__all__ = ["DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier",
+           "per_process_batch"]
 
 
 @dataclass
@@ -33,6 +38,24 @@ class DistInfo:
 
 def env_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def per_process_batch(global_batch: int, world_size: int, exact: bool = True,
+                      key: str = "data.batch_size") -> int:
+    """The batch each of ``world_size`` processes loads so that together they load the global
+    batch ``global_batch``. ``exact`` (training, where the batch sets the optimisation): it must
+    divide, else ``ConfigError``; otherwise (evaluation, whose results do not depend on the
+    batch) it is rounded up."""
+    if global_batch % world_size == 0:
+        return global_batch // world_size
+    if not exact:
+        return -(-global_batch // world_size)
+    from .config import ConfigError
+
+    lo, hi = global_batch // world_size * world_size, -(-global_batch // world_size) * world_size
+    raise ConfigError(f"{key}={global_batch} is the global batch and does not divide among {world_size} "
+                      f"processes; use a multiple of {world_size} (e.g. {lo or world_size} or {hi}) or "
+                      f"another number of processes")
 
 
 def init_distributed(device_kind: str) -> DistInfo:

@@ -107,3 +107,18 @@ def test_config_diff_ignores_runtime_keys():
     a = default_config()
     b = apply_overrides(a, [("train.device", "cpu"), ("optim.lr", 0.5)])
     assert config_diff(a, b) == ["optim.lr: 0.1 -> 0.5"]
+
+
+def test_paper_notes_merge_by_topic_and_name_known_topics(tmp_path):
+    (tmp_path / "base.yaml").write_text("paper: {notes: {epochs: 'Sec. 4.1, 400.', batch: 'Sec. 4.1, 128.'}}\n")
+    (tmp_path / "child.yaml").write_text("extends: base\npaper: {notes: {epochs: 'Fig. 2, 1000.'}}\n")
+    cfg = load_config(str(tmp_path / "child.yaml"))
+    assert cfg["paper"]["notes"] == {"epochs": "Fig. 2, 1000.", "batch": "Sec. 4.1, 128."}
+    assert load_config(None, ["paper.notes=plain text"])["paper"]["notes"] == "plain text"
+    with pytest.raises(ConfigError, match="unknown topic 'epoch' in 'paper.notes'.*did you mean 'epochs'"):
+        validate_config({"paper": {"notes": {"epoch": "x"}}})
+    with pytest.raises(ConfigError, match="'paper.notes.seed' must be a non-empty string"):
+        validate_config({"paper": {"notes": {"seed": 2022}}})
+    # notes are metadata: a resumed run may carry other notes
+    other = apply_overrides(cfg, [("paper.notes", {"epochs": "code, 100."})])
+    assert config_diff(cfg, validate_config(other)) == []

@@ -46,7 +46,8 @@ from inflor.surrogate import ESG
 
 from . import checkpoint as ckpt_mod
 from .config import ConfigError, dump_config, effective_model_options
-from .distributed import DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed
+from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed,
+                          per_process_batch)
 from .specs import static_dataset_info
 
 __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELDS", "build_optimizer",
@@ -454,6 +455,13 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         set_deterministic(t["deterministic"], self.device)
+        # the config's batch sizes are global (as the papers state them): each process loads its share
+        self.batch_size = per_process_batch(cfg["data"]["batch_size"], self.dist.world_size)
+        self.test_batch_size = per_process_batch(cfg["data"]["test_batch_size"] or cfg["data"]["batch_size"],
+                                                 self.dist.world_size, exact=False)
+        if self.dist.enabled:
+            self.log(f"global batch {cfg['data']['batch_size']} = {self.dist.world_size} processes × "
+                     f"{self.batch_size}")
         check_model_name(cfg)
         check_data_config(cfg)
         if self.resume:
@@ -507,10 +515,10 @@ class Trainer:
                                                 rank=self.dist.rank, shuffle=True, seed=t["seed"],
                                                 drop_last=False)
         self.loader_gen = torch.Generator()
-        self.train_loader = DataLoader(self.train_ds, batch_size=d["batch_size"], sampler=self.train_sampler,
+        self.train_loader = DataLoader(self.train_ds, batch_size=self.batch_size, sampler=self.train_sampler,
                                        num_workers=d["workers"], pin_memory=pin, drop_last=d["drop_last"],
                                        generator=self.loader_gen, persistent_workers=False)
-        self.test_loader = DataLoader(self.test_ds, batch_size=d["test_batch_size"] or d["batch_size"],
+        self.test_loader = DataLoader(self.test_ds, batch_size=self.test_batch_size,
                                       sampler=ShardSampler(len(self.test_ds), self.dist.rank, self.dist.world_size),
                                       num_workers=d["workers"], pin_memory=pin)
         if len(self.train_loader) == 0:
