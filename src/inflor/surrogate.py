@@ -102,7 +102,9 @@ class Surrogate(nn.Module):
         self.register_buffer(name, torch.tensor(float(value), dtype=torch.float64))
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{n}={float(b):.4g}" for n, b in self.named_buffers(recurse=False))
+        # a model built on the meta device (shape inference) has no values to show
+        return ", ".join(f"{n}={float(b):.4g}" if b.device.type != "meta" else f"{n}=?"
+                         for n, b in self.named_buffers(recurse=False))
 
 
 class Rectangle(Surrogate):

@@ -502,3 +502,40 @@ def test_meta_tensors_use_the_reference():
     x = torch.empty(4, 2, 3, device="meta")
     out, st = fused_neuron(x, CONFIGS["lif_hard"], Rectangle().to("meta"), None, True)
     assert out.device.type == "meta" and out.shape == x.shape and st.h_sum.shape == (3,)
+
+
+def test_a_new_surrogate_declares_its_fused_form_in_its_own_class():
+    """Adding a surrogate of an existing family touches its class only: a family, the buffer of
+    its runtime parameter and (A, B, W). A subclass that declares nothing (it may redefine grad)
+    is not taken for its parent's form."""
+    from inflor.surrogate import FUSED_FORMS, Surrogate
+
+    class HalfBox(Surrogate):
+        """g(x) = 2·1[|x| < h/4]/h: a box of width h/2 (so not Rectangle's formula)."""
+        fused_family, fused_param = "box", "h"
+
+        def __init__(self, h=1.0):
+            super().__init__()
+            self._buffer("h", h)
+
+        @staticmethod
+        def fused_values(v):
+            return 2.0 / v, 0.0, v / 4.0
+
+        def grad(self, x):
+            return (x.abs() < self.h.to(x.dtype) / 4).to(x.dtype) * 2.0 / self.h.to(x.dtype)
+
+        def primitive(self, x):
+            return (2.0 * x / self.h.to(x.dtype) + 0.5).clamp(0.0, 1.0)
+
+    class SharperTanh(Tanh):
+        def grad(self, x):
+            return 2.0 * super().grad(x)
+
+    try:
+        assert FUSED_FORMS[HalfBox.fused_key()] is HalfBox
+        assert fused.fusable(CONFIGS["srif"], HalfBox(), None)
+        assert_match(make_input((4, 3, 5)), CONFIGS["srif"], HalfBox(1.2))
+        assert SharperTanh.fused_family is None and not fused.fusable(CONFIGS["srif"], SharperTanh(), None)
+    finally:
+        FUSED_FORMS.pop(HalfBox.fused_key(), None)

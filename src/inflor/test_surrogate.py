@@ -74,3 +74,11 @@ def test_make_surrogate():
     assert set(SURROGATES) >= {"rectangle", "tanh", "esg", "sigmoid", "atan", "triangle"}
     with pytest.raises(ValueError, match="k_min <= k_max"):
         ESG(k_min=5, k_max=2)
+
+
+def test_repr_shows_values_and_survives_the_meta_device():
+    from inflor.surrogate import ESG
+    assert repr(ESG(k_min=2.0, k_max=8.0)) == "ESG(k_value=2, k_min=2, k_max=8)"
+    with torch.device("meta"):
+        meta = ESG()
+    assert repr(meta) == "ESG(k_value=?, k_min=?, k_max=?)"
