@@ -3,7 +3,7 @@
 
     python benchmarks/run.py                 # full run (~10 min on 2 CPU cores)
     python benchmarks/run.py --quick         # smaller shapes, fewer repeats (~3 min)
-    python benchmarks/run.py --only neuron   # one part: neuron | network | memory | warmup
+    python benchmarks/run.py --only neuron   # one part: neuron | network | memory | warmup | compile
     python benchmarks/run.py --update-baseline   # store this run as benchmarks/baseline.json
 
 Prints the tables, writes ``benchmarks/results/latest.json`` and compares the machine-independent
@@ -358,6 +358,53 @@ def bench_warmup(threads: int) -> dict:
     return out
 
 
+# --------------------------------------------------------------------- a user's torch.compile
+def bench_compile(batch: int, T: int, rounds: int) -> dict:
+    """A training step of each network (InfLoR neurons, fused) and of its ANN twin, eager and
+    under the user's ``torch.compile(model, fullgraph=True)`` (each neuron one
+    ``torch.ops.inflor.neuron`` node); the first compiled step's wall time is the compile cost.
+    Also the per-call cost of that operator's dispatcher, which eager calls skip: a small
+    [4, 2048] neuron's fwd+bwd through ``torch.ops.inflor.neuron`` vs the eager entry."""
+    from inflor import fused
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, 32, 32, generator=gen)
+    labels = torch.randint(0, 10, (batch,), generator=gen)
+    out = {"batch": batch, "T": T, "rounds": rounds, "networks": {}}
+    for net_name, build in NETWORKS.items():
+        torch.manual_seed(0)
+        snn = build(timesteps=T, neuron="inflor", neuron_options={"backend": "fused"})
+        steps, compile_s = {}, {}
+        for label, model in (("inflor (fused), InfLoR neurons", snn), ("ANN twin (ReLU)", swap_neurons(snn, nn.ReLU))):
+            steps[f"{label}, eager"] = train_step(model.train(), images, labels)
+            torch._dynamo.reset()
+            compiled = train_step(torch.compile(copy.deepcopy(model).train(), fullgraph=True), images, labels)
+            t = time.perf_counter()
+            compiled()
+            compile_s[label] = time.perf_counter() - t
+            steps[f"{label}, torch.compile"] = compiled
+        res = interleaved(steps, rounds, warmup=1)
+        for label, s in compile_s.items():
+            res[f"{label}, torch.compile"]["first_step_s"] = s
+            res[f"{label}, torch.compile"]["x_eager"] = (res[f"{label}, torch.compile"]["median_ms"]
+                                                         / res[f"{label}, eager"]["median_ms"])
+        ann = res["ANN twin (ReLU), eager"]["median_ms"]
+        for v in res.values():
+            v["x_ann_eager"] = v["median_ms"] / ann
+        out["networks"][net_name] = res
+    node = make_neuron("inflor", backend="fused")
+    x = torch.randn(4, 2048, generator=gen).requires_grad_(True)
+    g = torch.randn(4, 2048, generator=gen)
+    args = (fused.op_settings(node.cfg, node.mpr), node.cfg.reset, node.cfg.detach_reset,
+            type(node.surrogate_function).fused_key(), node.mpr.kind, False)
+
+    def through_operator():
+        torch.autograd.grad(torch.ops.inflor.neuron(x, node.surrogate_function.width, *args)[0], x, g)
+    calls = interleaved({"eager entry": fwd_bwd(node, x, g), "torch.ops.inflor.neuron": through_operator},
+                        rounds * 20, warmup=5)
+    out["dispatch_us"] = {k: {"median_us": v["median_ms"] * 1e3, "min_us": v["min_ms"] * 1e3} for k, v in calls.items()}
+    return out
+
+
 # ---------------------------------------------------------------------------- reporting
 def table(title: str, header: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in r] for r in [header] + rows]
@@ -389,6 +436,17 @@ def report(results: dict) -> str:
                  f"{v['total_s']:.1f}"] for k, v in results["warmup"].items()]
         out.append(table("(d) warm-up of a fresh process, [4, 8, 64, 16, 16] float32 (s)",
                          ["", "import torch+inflor", "first forward", "first backward", "total"], rows))
+    if "compile" in results:
+        c = results["compile"]
+        for net, res in c["networks"].items():
+            rows = [[k, fmt(v["median_ms"], ".1f"), fmt(v["min_ms"], ".1f"), fmt(v.get("first_step_s"), ".1f"),
+                     fmt(v.get("x_eager")) + ("×" if "x_eager" in v else ""), fmt(v["x_ann_eager"]) + "×"]
+                    for k, v in res.items()]
+            out.append(table(f"(e) training step under the user's torch.compile, {net}, B={c['batch']}, T={c['T']}",
+                             ["", "median ms", "min ms", "first step s (compile)", "× eager", "× ANN eager"], rows))
+        rows = [[k, fmt(v["median_us"], ".0f"), fmt(v["min_us"], ".0f")] for k, v in c["dispatch_us"].items()]
+        out.append(table("(e) one small neuron [4, 2048] fwd+bwd, eager entry vs the registered operator (µs)",
+                         ["", "median µs", "min µs"], rows))
     if "memory" in results:
         m = results["memory"]
         rows = [[k, f"{v['saved_bytes'] / 2**20:.1f}", fmt(v["bytes_per_input_byte"]), fmt(v["fraction_of_sj"])]
@@ -415,6 +473,10 @@ def tracked(results: dict) -> dict:
         for k, v in r["rows"].items():
             if k.startswith("inflor"):
                 out[f"step × ANN: {net} {k}"] = v["x_ann"]
+    for net, res in results.get("compile", {}).get("networks", {}).items():
+        k = "inflor (fused), InfLoR neurons, torch.compile"
+        if k in res:
+            out[f"compiled step × eager: {net} {k}"] = res[k]["x_eager"]
     for k, v in results.get("memory", {}).get("per_layer", {}).items():
         if k.startswith("inflor"):
             out[f"bytes kept / input byte: {k}"] = v["bytes_per_input_byte"]
@@ -444,7 +506,7 @@ def compare(results: dict, baseline: dict, tol: float) -> tuple[str, int]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes and fewer repeats (~3 min)")
-    ap.add_argument("--only", choices=["neuron", "network", "memory", "warmup"], action="append",
+    ap.add_argument("--only", choices=["neuron", "network", "memory", "warmup", "compile"], action="append",
                     help="run only these parts (repeatable)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--no-peers", action="store_true", help="leave out SpikingJelly, snnTorch and Norse")
@@ -458,7 +520,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    parts = args.only or ["neuron", "network", "memory", "warmup"]
+    parts = args.only or ["neuron", "network", "memory", "warmup", "compile"]
     peers = {} if args.no_peers else peer_lib.available()
     q = args.quick
     results = {"meta": environment(torch.get_num_threads()), "quick": q}
@@ -479,6 +541,9 @@ def main(argv=None) -> int:
     if "warmup" in parts:
         results["warmup"] = bench_warmup(torch.get_num_threads())
         print(report({"warmup": results["warmup"]}), flush=True)
+    if "compile" in parts:
+        results["compile"] = bench_compile(8 if q else 16, 4, 3 if q else 8)
+        print(report({"compile": results["compile"]}), flush=True)
     results["meta"]["load_average_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     out = Path(args.out)

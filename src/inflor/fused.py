@@ -94,7 +94,7 @@ _DEVICES = ("cpu", "cuda", "xpu")
 #: the longest time loop compiled as one kernel; longer sequences run in chunks of this length
 MAX_UNROLL = 16
 #: ``record_stats`` on the CPU: the kernels see x as rows [T, B·C, S] and sum the statistics per
-#: row inside their loop (see ``_FusedNeuronFn``) when a channel has at least ``ROWS_MIN_S``
+#: row inside their loop (see the operator's note) when a channel has at least ``ROWS_MIN_S``
 #: spatial positions (fewer would leave the vectorised inner loop nearly empty; a flat layout with
 #: per-element partial sums is used then), in chunks of at most ``ROWS_MAX_UNROLL`` steps (longer
 #: ones split into several loops)
@@ -150,7 +150,7 @@ class Spec(NamedTuple):
     s_is_1: bool = False          # input_scale s = 1: H = λU + X
     lam_is_1: bool = False        # decay λ = 1 (IF): H = U + sX, dL/dU[t-1] = dL/dH[t]
     v_reset_is_0: bool = False    # hard reset to V_reset = 0: U = H·(1 - O)
-    # statistics summed per row inside the kernel: x as [T, R, S] (see _FusedNeuronFn)
+    # statistics summed per row inside the kernel: x as [T, R, S] (see the operator's note)
     rows: bool = False
 
 
