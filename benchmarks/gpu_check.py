@@ -209,7 +209,8 @@ def compare_spikes(o_fused, o_ref, z_ref, z_fused, eps: float = TIE_EPS) -> dict
     zr, zf = z_ref.reshape(T, -1), z_fused.reshape(T, -1)
     differ = of != orf
     diverged = differ.any(0)
-    first = differ.double().argmax(0)                 # first differing step (0 where none)
+    steps = torch.arange(T, device=differ.device).unsqueeze(1).expand_as(differ)
+    first = torch.where(differ, steps, T - 1).min(0).values     # first differing step (T-1 where none)
     z_first = zr.gather(0, first.unsqueeze(0)).squeeze(0)
     unexplained = int((diverged & (z_first.abs() > eps)).sum())
     inconsistent = int(((of != (zf >= 0).double()) & (zf.abs() > eps)).sum())
@@ -442,25 +443,35 @@ def autocast(device_type: str, dtype):
     return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
 
 
+def grad_scaler(amp_dtype, device_type: str):
+    """A gradient scaler for float16 autocast (as inflor's trainer uses one), else None."""
+    return torch.amp.GradScaler(device_type) if amp_dtype == torch.float16 else None
+
+
+def backward_and_step(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler) -> None:
+    """zero_grad, backward and optimiser step, through ``scaler`` when there is one."""
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def make_step(model: nn.Module, images, labels, amp_dtype):
     """One SGD-momentum training step (CE of the T-mean logits; the forward under autocast when
     ``amp_dtype`` is given, float16 with gradient scaling); returns the loss as a float."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     dev = images.device.type
-    scaler = torch.amp.GradScaler(dev) if amp_dtype == torch.float16 else None
+    scaler = grad_scaler(amp_dtype, dev)
 
     def step():
-        opt.zero_grad(set_to_none=True)
         with autocast(dev, amp_dtype):
             logits = model(images)
         loss = ce_of_mean(logits.float(), labels)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        backward_and_step(loss, opt, scaler)
         return float(loss.detach())
     return step
 
@@ -518,6 +529,10 @@ def resnet19_step(device, quick: bool) -> dict:
 # ------------------------------------------------------------------------------------------------
 # 4. CIFARNet training with AMP, MPD-Loss and ESG
 # ------------------------------------------------------------------------------------------------
+#: MPD-Loss weight λ (RecDis Eq. 20, the recipes' ``loss.mpd.weight``)
+MPD_WEIGHT = 2.0
+
+
 def class_patterns(num_classes: int, device, seed: int = 0) -> torch.Tensor:
     """One smooth random image per class ([K, 3, 32, 32], unit variance): 4×4 noise upsampled."""
     gen = torch.Generator().manual_seed(seed)
@@ -551,45 +566,47 @@ def is_falling(values: list[float], factor: float = 0.8) -> dict:
     return {"ok": last < factor * first, "first_quarter_mean": first, "last_quarter_mean": last}
 
 
+def set_esg_epoch(model: nn.Module, step: int, per_epoch: int, epochs: int) -> None:
+    """At the first step of each "epoch" of ``per_epoch`` steps, ESG's K follows its schedule."""
+    if step % per_epoch == 0:
+        for m in esg_modules(model):
+            m.set_epoch(step // per_epoch, epochs)
+
+
+def training_checks(log: dict) -> dict:
+    """Every loss finite, the task and total losses falling, ESG's K risen."""
+    k = log["esg_k"]
+    return {"losses finite": {"ok": all(math.isfinite(v) for n in ("task", "mpd", "total") for v in log[n])},
+            "task loss falling": is_falling(log["task"]), "total loss falling": is_falling(log["total"]),
+            "ESG K scheduled": {"ok": k[-1] > k[0], "first": k[0], "last": k[-1]}}
+
+
 def cifarnet_training(device, quick: bool) -> dict:
-    """Part 4: train, then check the losses are finite and falling."""
+    """Part 4: train CIFARNet on synthetic data (CE of the T-mean logits + 2 × MPD-Loss, SGD
+    momentum, AMP), then ``training_checks``."""
     steps, batch, epochs = (24, 16, 4) if quick else (200, 64, 10)
-    amp = precisions(device)["AMP float16" if torch.device(device).type == "cuda" else "AMP bfloat16"]
+    dev = torch.device(device).type
+    amp = precisions(device)["AMP float16" if dev == "cuda" else "AMP bfloat16"]
     model = cifarnet_model(quick, device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
-    patterns = class_patterns(10, device)
-    gen = torch.Generator().manual_seed(1)
-    per_epoch = max(1, steps // epochs)
+    scaler = grad_scaler(amp, dev)
+    patterns, gen = class_patterns(10, device), torch.Generator().manual_seed(1)
     log = {"task": [], "mpd": [], "total": [], "esg_k": []}
     t0 = time.time()
     for step in range(steps):
-        if step % per_epoch == 0:
-            for m in esg_modules(model):
-                m.set_epoch(step // per_epoch, epochs)
+        set_esg_epoch(model, step, max(1, steps // epochs), epochs)
         x, y = synthetic_batch(patterns, batch, gen)
-        with autocast(torch.device(device).type, amp):
+        with autocast(dev, amp):
             logits = model(x)
-        task = ce_of_mean(logits.float(), y)
-        mpd = mpd_loss(collect_stats(model))
-        total = task + 2.0 * mpd
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(total).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            total.backward()
-            opt.step()
-        for k, v in (("task", task), ("mpd", mpd), ("total", total)):
+        parts = {"task": ce_of_mean(logits.float(), y), "mpd": mpd_loss(collect_stats(model))}
+        parts["total"] = parts["task"] + MPD_WEIGHT * parts["mpd"]
+        backward_and_step(parts["total"], opt, scaler)
+        for k, v in parts.items():
             log[k].append(float(v.detach()))
         log["esg_k"].append(esg_modules(model)[0].k)
-    checks = {"losses finite": {"ok": all(math.isfinite(v) for k in ("task", "mpd", "total") for v in log[k])},
-              "task loss falling": is_falling(log["task"]), "total loss falling": is_falling(log["total"]),
-              "ESG K scheduled": {"ok": log["esg_k"][-1] > log["esg_k"][0], "first": log["esg_k"][0],
-                                  "last": log["esg_k"][-1]}}
+    checks = training_checks(log)
     return {"network": "CIFARNet/16" if quick else "CIFARNet", "steps": steps, "batch": batch, "T": 4,
-            "amp": str(amp).replace("torch.", ""), "mpd_weight": 2.0, "seconds": time.time() - t0,
+            "amp": str(amp).replace("torch.", ""), "mpd_weight": MPD_WEIGHT, "seconds": time.time() - t0,
             "log": log, "checks": checks, "ok": all(c["ok"] for c in checks.values())}
 
 
