@@ -46,6 +46,32 @@ class SJLIF(nn.Module):
         return self.node(x)
 
 
+class SJLIFFused(SJLIF):
+    """``SJLIF`` (same neuron, same settings) through SpikingJelly's functional entry
+    ``lif_multi_step`` with a float32 initial state. That is the profile its registered kernels
+    take for float32, float16 and bfloat16 inputs; the module path keeps the state in the input's
+    dtype, which sends half-precision inputs to its Python reference. On CUDA SpikingJelly picks
+    the kernels itself (its native extension if built, else Triton, else the reference): see
+    ``sj_implementation``."""
+
+    def forward(self, x):
+        from spikingjelly.activation_based.functional import lif_multi_step
+        n = self.node
+        v0 = torch.zeros(x.shape[1:], dtype=torch.float32, device=x.device)
+        spikes, _, _ = lif_multi_step(x, v0, n.tau, n.decay_input, n.v_threshold, n.v_reset,
+                                      n.surrogate_function, n.detach_reset)
+        return spikes
+
+
+def sj_implementation(device: torch.device) -> str:
+    """The implementation SpikingJelly binds its LIF to on ``device`` ("torch-reference" on the
+    CPU; on CUDA "cuda", "triton" or "torch"), as its ``neuron_implementation`` reports it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from spikingjelly.activation_based.functional import neuron_implementation
+    return str(neuron_implementation("lif", torch.device(device))["implementation"])
+
+
 class SnnTorchLIF(nn.Module):
     def __init__(self):
         super().__init__()
