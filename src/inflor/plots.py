@@ -94,12 +94,12 @@ def _pct(f: float) -> str:
     return "0 %" if p == 0 else f"{p:.2g} %" if p < 1 else f"{p:.1f} %"
 
 
-def _outside_text(view: Mapping, qe_share: float | None = None) -> str:
-    """"99.1 % of values in view; 0.6 % below, 0.3 % above it (31 % of the QE)"."""
+def _outside_text(view: Mapping, qe_share: float | None = None, short: bool = False) -> str:
+    """"outside the view: 0.6 % below, 0.3 % above (31 % of the QE)" (``short``: "outside: ...")."""
     if view["outside"] == 0:
         return "all values in view"
-    text = (f"{_pct(1 - view['outside'])} of values in view; {_pct(view['outside_below'])} below, "
-            f"{_pct(view['outside_above'])} above it")
+    text = (f"outside{'' if short else ' the view'}: {_pct(view['outside_below'])} below, "
+            f"{_pct(view['outside_above'])} above")
     return text + (f" ({_pct(qe_share)} of the QE)" if qe_share is not None and qe_share >= 0.005 else "")
 
 
@@ -176,8 +176,9 @@ def plot_membrane_histogram(layer: str, hists: Mapping, path, v_threshold: float
     ``hists``: ``{"before": binned dict of H, "after": binned dict of φ(H)}`` (see
     ``inflor.analysis.histogram``). Each main panel spans ``hist_range`` or, by default, the
     central ``coverage`` of its values with 0, 1, V_th and the surrogate window, and its title
-    gives the share of values (and of the quantization error) outside it; when more than
-    ``TAIL_PANEL_MIN`` of them are, a panel below shows the whole range on a log scale."""
+    gives the shares of values below and above it (and of the quantization error they carry);
+    when more than ``TAIL_PANEL_MIN`` of them lie outside, a panel below shows the whole range
+    on a log scale."""
     if has_mpr:
         cols = (("before", "H", "before MPR", window_h, 0), ("after", "φ(H)", "after MPR, what Θ sees", window, 1))
     else:
@@ -297,7 +298,7 @@ def plot_distribution_evolution(layer: str, hists: Mapping[str, Mapping], path, 
         ax = axes[0][j]
         view = _density_panel(ax, hists[lab][key], lo, hi, bins, COLORS["before"])
         _mark(ax, v_threshold, None)
-        ax.set_title(f"{lab}\n{_outside_text(view)}", fontsize=9)
+        ax.set_title(f"{lab}\n{_outside_text(view, short=True)}", fontsize=9)
         ax.set_xlabel(f"membrane potential H {H_UNIT}", fontsize=9)
         if rows == 2:
             _tails_panel(axes[1][j], hists[lab][key], lo, hi, COLORS["before"], v_threshold, span=span)
