@@ -272,7 +272,9 @@ def plot_energy(energy: Mapping, path) -> Path:
     tot = energy["total"]
     ax.set_title(f"Operations per layer — energy SNN {tot['snn_energy_pj'] / 1e6:.3g} µJ vs "
                  f"ANN {tot['ann_energy_pj'] / 1e6:.3g} µJ", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * (hi / lo) ** 0.25)             # head room on the log scale for the legend
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
