@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
