@@ -5,6 +5,7 @@ steps, analysis of two batches.
 """
 import json
 import math
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -23,14 +24,19 @@ TRAIN_OVERRIDES = ["train.epochs=1", "train.max_steps_per_epoch=2", "train.tenso
                    "data.batch_size=32"]
 
 
-def write_run(root: Path, neuron: str, name="ckrun", seed=0, **options) -> Path:
-    """A run directory with a checkpoint written through the trainer's checkpoint API."""
+def write_run(root: Path, neuron: str, name="ckrun", seed=0, spread=1.0, **options) -> Path:
+    """A run directory with a checkpoint written through the trainer's checkpoint API;
+    ``spread`` scales the norm layers' weights, and so the membrane potentials' spread."""
     from inflor.models import create_model
     from inflor.train.checkpoint import FORMAT, save_checkpoint
 
     torch.manual_seed(seed)
     opts = dict(MODEL_OPTS, **options)
     model = create_model("tinyconv", neuron=neuron, **opts)
+    with torch.no_grad():
+        for key, value in model.state_dict().items():
+            if key.endswith("norm.weight"):
+                value.mul_(spread)
     run = root / name
     cfg = {"name": name, "model": {"name": "tinyconv", "options": dict(opts, neuron=neuron)},
            "data": {"name": "digits", "batch_size": 16, "options": {}}}
@@ -63,10 +69,16 @@ class _Links(HTMLParser):
 
 
 def check_png(path: Path, min_w=400, min_h=250) -> dict:
+    """The words of a PNG the tool wrote, after checking that every panel labels both axes and
+    that an x axis counting epochs has whole-number ticks only."""
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] >= min_w and im.size[1] >= min_h, (path, im.size)
     texts = read_png_texts(path)
-    assert texts["axes"] and all(ax["xlabel"] for ax in texts["axes"]) and texts["axes"][0]["ylabel"]
+    assert texts["axes"], path
+    for ax in texts["axes"]:
+        assert ax["xlabel"] and ax["ylabel"], (path, ax)
+        if ax["xlabel"].startswith("epoch"):
+            assert ax["xticklabels"] and all(re.fullmatch(r"[−-]?\d+", t) for t in ax["xticklabels"]), (path, ax)
     return texts
 
 
@@ -124,10 +136,61 @@ def test_analyze_options(tmp_path, capsys):
     assert "features.1.neuron" in stdout and "analysis.json" in stdout
     res = json.loads((out / "analysis.json").read_text())
     assert list(res["layers"]) == ["features.1.neuron"] and res["samples"] == 8
-    assert res["hist_spec"]["bins"] == 40 and len(res["histograms"]["features.1.neuron"]["before"]["counts"]) == 40
+    assert res["hist_spec"] == {"coverage": 0.99, "bins": 40, "range": None}
     assert res["energy"]["constants_pj"] == {"e_mac": 3.1, "e_ac": 0.1}
     assert list(res["plots"]["histograms"]) == ["features.1.neuron"]
     check_report(out)
+
+
+def _outside(hist: dict, lo: float, hi: float) -> tuple[float, float]:
+    """The fractions of a stored histogram's values below lo and above hi (bins by their centre)."""
+    counts = hist["counts"]
+    n = sum(counts) + hist["below"] + hist["above"] + hist["nonfinite"]
+    centre = [hist["lo"] + (i + 0.5) * hist["width"] for i in range(len(counts))]
+    below = hist["below"] + sum(c for c, x in zip(counts, centre) if x < lo)
+    above = hist["above"] + hist["nonfinite"] + sum(c for c, x in zip(counts, centre) if x > hi)
+    return below / n, above / n
+
+
+def _hidden(hist: dict, lo: float, hi: float) -> float:
+    return sum(_outside(hist, lo, hi))
+
+
+@pytest.mark.slow
+def test_histograms_show_membranes_spread_wide(tmp_path, capsys):
+    """Membranes far beyond the old fixed range [-1.5, 2.5]: no panel hides more than 1 % of the
+    values unless a panel of the same figure shows all of them, and each title says how much
+    it leaves out."""
+    run = write_run(tmp_path, "inflor", spread=6.0)
+    code, out, err = cli(capsys, "analyze", run, "--batches", 4, "--batch-size", 8)
+    assert code == 0, err
+    res = json.loads((run / "analysis" / "analysis.json").read_text())
+    wide = [_hidden(h["before"], -1.5, 2.5) for h in res["histograms"].values()]
+    assert max(wide) > 0.1, wide                        # the case of the issue: much outside the old range
+    for name, hists in res["histograms"].items():
+        texts = check_png(run / "analysis" / res["plots"]["histograms"][name])
+        for panel in texts["axes"]:
+            hist = hists["after" if "φ(H)" in panel["xlabel"] else "before"]
+            hidden = _hidden(hist, *panel["xlim"])
+            if panel["yscale"] == "linear" and hidden == 0:
+                assert "all values in view" in panel["title"], (name, panel["title"])
+            elif panel["yscale"] == "linear":
+                said = re.search(r"outside the view: ([\d.]+) % below, ([\d.]+) % above", panel["title"])
+                assert said, (name, panel["title"])
+                assert [float(v) / 100 for v in said.groups()] == [pytest.approx(f, rel=0.05, abs=1e-6)
+                                                                   for f in _outside(hist, *panel["xlim"])]
+            if hidden > 0.01:
+                whole = [p for p in texts["axes"] if p["xlabel"] == panel["xlabel"] and _hidden(hist, *p["xlim"]) == 0]
+                assert whole and whole[0]["yscale"] == "log", (name, panel)
+        assert {"threshold V_th = 0.5", "spike values 0 and 1"} <= set(texts["legend"])
+    # RecDis's split in the printed table and in the report, from the same exact counts
+    s = res["layers"]["features.0.neuron"]
+    split = [s["fraction_below_0"], s["fraction_in_0_1"], s["fraction_above_1"]]
+    assert sum(split) == pytest.approx(1.0) and min(split) > 0
+    assert "H<0 %" in out and f"{100 * split[0]:.1f}" in out.splitlines()[1]
+    report = (run / "analysis" / "report.html").read_text(encoding="utf-8")
+    assert "<th>H &lt; 0 (%)</th><th>0 ≤ H ≤ 1 (%)</th><th>H &gt; 1 (%)</th>" in report
+    assert f"<td>{100 * split[2]:.1f}</td>" in report
 
 
 def _bad(capsys, *argv):
@@ -235,10 +298,49 @@ def test_compare(repeated, tmp_path, capsys):
     rows = [line for line in (tmp_path / "compare.md").read_text().splitlines() if line.startswith("| a") or
             line.startswith("| b")]
     assert len(rows) == 2
-    recs = json.loads((tmp_path / "compare.json").read_text())
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    assert doc["keys"] == {"name": "name", "train.seed": "seed"}      # repeat names its runs after the seed
+    recs = doc["runs"]
     assert [r["label"] for r in recs] == ["a", "b"] and all(r["epochs_done"] == 1 for r in recs)
+    assert [r["differs"] for r in recs] == [{"name": "default-seed3", "seed": "3"},
+                                            {"name": "default-seed4", "seed": "4"}]
     t = check_png(tmp_path / "compare.png")
-    assert t["axes"][0]["legend"] == ["a", "b"] and t["axes"][0]["ylabel"] == "test accuracy (%)"
+    assert t["legend"] == ["a", "b"] and t["axes"][0]["ylabel"] == "test accuracy (%)"
+    assert t["axes"][0]["xticklabels"] == ["1"]
+    parser = _Links()
+    parser.feed((tmp_path / "compare.html").read_text(encoding="utf-8"))
+    assert parser.src == ["compare.png"]
+    # without --labels the runs are named by their seeds
+    code, out, err = cli(capsys, "compare", repeated / "seed3", repeated / "seed4", "--out", tmp_path / "auto")
+    assert code == 0 and "| name=default-seed3, seed=3 | default-seed3 | 3 |" in out
+
+
+@pytest.mark.slow
+def test_compare_names_an_ablation(tmp_path, capsys):
+    """The issue's ablation: one recipe with neuron=if, srif, inflor and if with MPD-Loss."""
+    tiny = ["train.epochs=2", "train.max_steps_per_epoch=2", "train.tensorboard=false", "train.progress=none",
+            "model.options.timesteps=2", "model.options.width=8", "data.batch_size=8", "data.test_batch_size=8"]
+    runs = {"a": ["model.options.neuron=if"], "b": ["model.options.neuron=srif"],
+            "c": ["model.options.neuron=inflor"], "d": ["model.options.neuron=if", "loss.mpd.weight=2"]}
+    for folder, overrides in runs.items():
+        assert main(["train", *overrides, *tiny, "--out", str(tmp_path / folder)]) == 0
+    capsys.readouterr()
+    code, out, err = cli(capsys, "compare", *(tmp_path / f for f in runs), "--out", tmp_path / "cmp")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "| run | neuron | mpd.weight | best acc (%) | final acc (%) | epochs | wall time |"
+    labels = [line.split(" | ")[0].lstrip("| ") for line in lines[2:6]]
+    assert labels == ["neuron=if", "neuron=srif", "neuron=inflor", "neuron=if, mpd.weight=2"]
+    assert [line.split(" | ")[1:3] for line in lines[2:6]] == [["if", "0"], ["srif", "0"], ["inflor", "0"],
+                                                               ["if", "2"]]
+    t = check_png(tmp_path / "cmp" / "compare.png")
+    assert t["legend"] == labels and t["title"] == "4 runs differing in neuron, mpd.weight"
+    assert [a["xticklabels"] for a in t["axes"]] == [["1", "2"]] * 3
+    assert [a["ylabel"] for a in t["axes"]] == ["test accuracy (%)", "train loss (cross-entropy, nats)",
+                                                 "spike rate (spikes / neuron / step)"]
+    page = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
+    assert "<code>mpd.weight</code> = <code>loss.mpd.weight</code>" in page
+    assert "<td>neuron=if, mpd.weight=2</td>" in page
 
 
 def test_snapshots_do_not_change_training(repeated, tmp_path):

@@ -18,20 +18,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from .analysis import histogram as hg  # noqa: E402
 
 DPI = 110
 
 
 def figure_texts(fig) -> dict:
-    """The words on a figure: its title and, per axes, title, axis labels, tick and legend labels."""
+    """The words on a figure: its title and legend and, per axes, title, axis labels, the labels
+    of the x ticks in view (as the axis's formatter writes them), legend labels, the x range and
+    the y scale (so a test can check what a panel covers)."""
     sup = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
     axes = []
     for ax in fig.axes:
         leg = ax.get_legend()
+        lo, hi = sorted(ax.get_xlim())
+        locs = [v for v in ax.xaxis.get_majorticklocs() if lo - 1e-9 * (hi - lo) <= v <= hi + 1e-9 * (hi - lo)]
+        ticks = [t for t in ax.xaxis.get_major_formatter().format_ticks(locs) if t]
         axes.append({"title": ax.get_title(), "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
-                     "xticklabels": [t.get_text() for t in ax.get_xticklabels() if t.get_text()],
+                     "xticklabels": ticks,
+                     "xlim": [float(v) for v in ax.get_xlim()], "yscale": ax.get_yscale(),
                      "legend": [t.get_text() for t in leg.get_texts()] if leg is not None else []})
-    return {"title": sup, "axes": axes}
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    return {"title": sup, "legend": legend, "axes": axes}
 
 
 def _save(fig, path) -> Path:
@@ -39,12 +51,18 @@ def _save(fig, path) -> Path:
     test or a script can check what a picture shows without looking at it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     texts = figure_texts(fig)
     fig.savefig(path, dpi=DPI, metadata={"Title": texts["title"] or (texts["axes"][0]["title"] if texts["axes"] else ""),
                                          "Software": "inflor", "inflor:texts": json.dumps(texts)})
     plt.close(fig)
     return path
+
+
+def whole_epochs(ax) -> None:
+    """Ticks only at whole numbers on the x axis (epochs are counted, not measured)."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def read_png_texts(path) -> dict:
@@ -63,46 +81,130 @@ def safe_name(layer: str) -> str:
 
 # --------------------------------------------------------------------------- analysis figures
 
-def _hist_bars(ax, spec: Mapping, hist: Mapping, color: str):
-    lo, hi, bins = spec["lo"], spec["hi"], spec["bins"]
-    counts = np.asarray(hist["counts"], dtype=float)
-    total = counts.sum() + hist.get("below", 0) + hist.get("above", 0)
-    width = (hi - lo) / bins
-    density = counts / max(total, 1) / width
-    ax.bar(lo + width * np.arange(bins), density, width=width, align="edge", color=color, alpha=0.85,
-           linewidth=0)
-    outside = (hist.get("below", 0) + hist.get("above", 0)) / max(total, 1)
-    return outside
+#: a histogram whose main panel leaves out more than this fraction of the values gets a second
+#: panel with the whole range on a log density scale
+TAIL_PANEL_MIN = 0.001
+H_UNIT = "(spike value = 1)"
+COLORS = {"before": "steelblue", "after": "darkorange"}
+
+
+def _pct(f: float) -> str:
+    """A fraction in percent with the digits it needs (0.04 % rather than 0.0 %)."""
+    p = 100.0 * f
+    return "0 %" if p == 0 else f"{p:.2g} %" if p < 1 else f"{p:.1f} %"
+
+
+def _outside_text(view: Mapping, qe_share: float | None = None, short: bool = False) -> str:
+    """"outside the view: 0.6 % below, 0.3 % above (31 % of the QE)" (``short``: "outside: ...")."""
+    if view["outside"] == 0:
+        return "all values in view"
+    text = (f"outside{'' if short else ' the view'}: {_pct(view['outside_below'])} below, "
+            f"{_pct(view['outside_above'])} above")
+    return text + (f" ({_pct(qe_share)} of the QE)" if qe_share is not None and qe_share >= 0.005 else "")
+
+
+def _hidden(d: Mapping, rng: Sequence[float], bins: int) -> float:
+    """The fraction of ``d``'s values a main panel over ``rng`` (on its display grid) leaves out."""
+    lo, hi, n = hg.display_grid(d, rng[0], rng[1], bins)
+    return hg.rebin(d, lo, hi, n)["outside"]
+
+
+def _density_panel(ax, d: Mapping, lo: float, hi: float, bins: int, color: str) -> dict:
+    """Linear density of the binned dict ``d`` over about ``[lo, hi]`` (widened to whole stored
+    bins, ``hg.display_grid``); returns ``hg.rebin``'s view, with the range drawn as ``range``."""
+    lo, hi, n = hg.display_grid(d, lo, hi, bins)
+    view = hg.rebin(d, lo, hi, n)
+    ax.stairs(view["density"], view["edges"], fill=True, color=color, alpha=0.9, linewidth=0, zorder=2)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("density (fraction / unit)")
+    return dict(view, range=(lo, hi))
+
+
+def _tails_panel(ax, d: Mapping, view_lo: float, view_hi: float, color: str, v_threshold: float,
+                 span: tuple[float, float] | None = None, bins: int = 200) -> None:
+    """The whole range of ``d`` (or ``span``) on a log density scale, the main panel's range
+    shaded, so values the main panel leaves out are seen."""
+    lo, hi = span or hg.occupied_range(d) or (view_lo, view_hi)
+    lo, hi, n = hg.display_grid(d, min(lo, view_lo), max(hi, view_hi), bins)
+    whole = hg.rebin(d, lo, hi, n)
+    dens = whole["density"]
+    floor = dens[dens > 0].min() / 3 if (dens > 0).any() else 1e-6
+    ax.stairs(np.maximum(dens, floor), whole["edges"], baseline=floor, fill=True, color=color, alpha=0.9,
+              linewidth=0, zorder=2)
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.axvspan(view_lo, view_hi, color="0.5", alpha=0.18, linewidth=0, zorder=0)
+    ax.axvline(v_threshold, color="crimson", linestyle="--", linewidth=1.0, zorder=3)
+    ax.set_ylabel("density (log scale)")
+    beyond = (d.get("below", 0) + d.get("above", 0)) / max(hg.total(d), 1)
+    note = f"; {_pct(beyond)} beyond the recorded bins" if beyond else ""
+    ax.set_title(f"whole range [{lo:.3g}, {hi:.3g}], log density{note}", fontsize=9)
 
 
 def _mark(ax, v_threshold: float, window):
-    ax.axvline(v_threshold, color="crimson", linestyle="--", linewidth=1.2, label=f"V_th = {v_threshold:g}")
+    """V_th, the surrogate window and the spike values 0 and 1 on a histogram panel."""
+    ax.axvline(v_threshold, color="crimson", linestyle="--", linewidth=1.2, zorder=3)
     if window is not None:
-        ax.axvspan(window[0], window[1], color="gold", alpha=0.18, label="surrogate window")
+        ax.axvspan(window[0], window[1], color="gold", alpha=0.3, linewidth=0, zorder=0)
     for s in (0.0, 1.0):
-        ax.axvline(s, color="gray", linewidth=0.6, linestyle=":")
+        ax.axvline(s, color="0.3", linewidth=0.9, linestyle=":", zorder=3)
 
 
-def plot_membrane_histogram(layer: str, spec: Mapping, hists: Mapping, path, v_threshold: float = 0.5,
-                            window=None, window_h=None, qe: tuple[float, float] | None = None,
-                            has_mpr: bool = True) -> Path:
-    """Histogram of H (left) and of φ(H), what Θ sees (right), for one layer (InfLoR Fig. 5)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    titles = ["before MPR: H", "after MPR: φ(H)" if has_mpr else "presented to Θ: H (no MPR)"]
-    for i, (ax, key, color) in enumerate(zip(axes, ("before", "after"), ("steelblue", "darkorange"))):
-        outside = _hist_bars(ax, spec, hists[key], color)
-        _mark(ax, v_threshold, window_h if key == "before" else window)
-        t = titles[i]
-        if qe is not None:
-            t += f"   (quant. error {qe[i]:.3f})"
-        ax.set_title(t, fontsize=10)
-        ax.set_xlabel("membrane potential")
-        ax.set_xlim(spec["lo"], spec["hi"])
-        if outside > 0:
-            ax.text(0.99, 0.97, f"{100 * outside:.1f}% outside range", transform=ax.transAxes,
-                    ha="right", va="top", fontsize=8, color="gray")
-    axes[0].set_ylabel("density")
-    axes[1].legend(loc="upper left", fontsize=8)
+def _hist_legend(fig, v_threshold: float, with_window: bool, with_tails: bool, kinds=("before", "after"),
+                 names=("H", "φ(H)")) -> None:
+    """One legend below the panels naming the bars, V_th, the window, the spike values and the
+    shaded main range."""
+    handles = [Patch(color=COLORS[k], alpha=0.9, label=f"{n} histogram") for k, n in zip(kinds, names)]
+    handles.append(Line2D([], [], color="crimson", linestyle="--", label=f"threshold V_th = {v_threshold:g}"))
+    if with_window:
+        handles.append(Patch(color="gold", alpha=0.4, label="surrogate gradient window"))
+    handles.append(Line2D([], [], color="0.3", linestyle=":", label="spike values 0 and 1"))
+    if with_tails:
+        handles.append(Patch(color="0.5", alpha=0.3, label="range of the panel above"))
+    ncol = len(handles) if len(kinds) > 1 else (len(handles) + 1) // 2
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+
+
+def plot_membrane_histogram(layer: str, hists: Mapping, path, v_threshold: float = 0.5, window=None,
+                            window_h=None, qe: tuple[float, float] | None = None, has_mpr: bool = True,
+                            hist_range: Sequence[float] | None = None, bins: int = hg.DISPLAY_BINS,
+                            coverage: float = hg.COVERAGE) -> Path:
+    """Histograms of H (left) and, with MPR, of φ(H), what Θ sees (right), for one layer (InfLoR
+    Fig. 5); without MPR Θ sees H itself and one column is drawn.
+
+    ``hists``: ``{"before": binned dict of H, "after": binned dict of φ(H)}`` (see
+    ``inflor.analysis.histogram``). Each main panel spans ``hist_range`` or, by default, the
+    central ``coverage`` of its values with 0, 1, V_th and the surrogate window, and its title
+    gives the shares of values below and above it (and of the quantization error they carry);
+    when more than ``TAIL_PANEL_MIN`` of them lie outside, a panel below shows the whole range
+    on a log scale."""
+    if has_mpr:
+        cols = (("before", "H", "before MPR", window_h, 0), ("after", "φ(H)", "after MPR, what Θ sees", window, 1))
+    else:
+        cols = (("before", "H", "no MPR, Θ sees H", window, 0),)
+    ranges = [tuple(hist_range) if hist_range else
+              hg.display_range(hists[key], [0.0, 1.0, v_threshold, *(win or [])], coverage)
+              for key, _, _, win, _ in cols]
+    wanted = [_hidden(hists[c[0]], rng, bins) > TAIL_PANEL_MIN for c, rng in zip(cols, ranges)]
+    rows = 2 if any(wanted) else 1
+    fig, axes = plt.subplots(rows, len(cols), figsize=(5.6 * len(cols) + 1.4, 4.4 + 2.4 * (rows - 1)),
+                             squeeze=False, layout="constrained", gridspec_kw={"height_ratios": [1.0, 0.62][:rows]})
+    for j, (key, name, what, win, qi) in enumerate(cols):
+        ax = axes[0][j]
+        view = _density_panel(ax, hists[key], *ranges[j], bins, COLORS[key])
+        _mark(ax, v_threshold, win)
+        share = hg.qe_share_outside(hists[key], *view["range"], v_threshold)
+        head = f"{name} ({what})" + (f" — quant. error {qe[qi]:.3f}" if qe is not None else "")
+        ax.set_title(f"{head}\n{_outside_text(view, share)}", fontsize=9)
+        ax.set_xlabel(f"membrane potential {name} {H_UNIT}")
+        if rows == 2 and wanted[j]:
+            _tails_panel(axes[1][j], hists[key], *view["range"], COLORS[key], v_threshold)
+            axes[1][j].set_xlabel(f"membrane potential {name} {H_UNIT}")
+        elif rows == 2:
+            fig.delaxes(axes[1][j])
+    _hist_legend(fig, v_threshold, any(c[3] is not None for c in cols), any(wanted),
+                 kinds=[c[0] for c in cols], names=[c[1] for c in cols])
     fig.suptitle(f"Membrane potential distribution — {layer}", fontsize=11)
     return _save(fig, path)
 
@@ -166,27 +268,45 @@ def plot_energy(energy: Mapping, path) -> Path:
     ax.set_xticklabels(names, rotation=60 if len(names) > 4 else 0,
                        ha="right" if len(names) > 4 else "center", fontsize=8)
     ax.set_xlabel("conv / linear layer")
-    ax.set_ylabel("operations per sample")
+    ax.set_ylabel("operations per sample (log scale)")
     tot = energy["total"]
     ax.set_title(f"Operations per layer — energy SNN {tot['snn_energy_pj'] / 1e6:.3g} µJ vs "
                  f"ANN {tot['ann_energy_pj'] / 1e6:.3g} µJ", fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * (hi / lo) ** 0.25)             # head room on the log scale for the legend
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
-def plot_distribution_evolution(layer: str, spec: Mapping, hists: Mapping[str, Mapping], path,
-                                v_threshold: float = 0.5, key: str = "before") -> Path:
-    """One layer's membrane distribution at several epochs (RecDis Fig. 2): one panel per epoch."""
+def plot_distribution_evolution(layer: str, hists: Mapping[str, Mapping], path, v_threshold: float = 0.5,
+                                key: str = "before", bins: int = hg.DISPLAY_BINS,
+                                coverage: float = hg.COVERAGE) -> Path:
+    """One layer's membrane distribution at several epochs (RecDis Fig. 2): one panel per epoch
+    on one shared range (the union of each epoch's central ``coverage`` with 0, 1 and V_th);
+    when a panel leaves out more than ``TAIL_PANEL_MIN`` of its values, a row below shows every
+    epoch's whole range on a log scale. ``hists``: ``{label: {key: binned dict}}``."""
     labels = list(hists)
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.4 * len(labels) + 0.6, 3.4), sharey=True, squeeze=False)
-    for ax, label in zip(axes[0], labels):
-        _hist_bars(ax, spec, hists[label][key], "steelblue")
+    ranges = [hg.display_range(hists[lab][key], (0.0, 1.0, v_threshold), coverage) for lab in labels]
+    widest = max((hists[lab][key] for lab in labels), key=lambda d: d["width"])
+    lo, hi, bins = hg.display_grid(widest, min(r[0] for r in ranges), max(r[1] for r in ranges), bins)
+    outside = [_hidden(hists[lab][key], (lo, hi), bins) for lab in labels]
+    rows = 2 if max(outside) > TAIL_PANEL_MIN else 1
+    fig, axes = plt.subplots(rows, len(labels), figsize=(3.4 * len(labels) + 0.8, 3.6 + 2.2 * (rows - 1)),
+                             squeeze=False, layout="constrained", gridspec_kw={"height_ratios": [1.0, 0.62][:rows]})
+    occupied = [hg.occupied_range(hists[lab][key]) for lab in labels]
+    span = (min(o[0] for o in occupied if o), max(o[1] for o in occupied if o)) if any(occupied) else None
+    for j, lab in enumerate(labels):
+        ax = axes[0][j]
+        view = _density_panel(ax, hists[lab][key], lo, hi, bins, COLORS["before"])
         _mark(ax, v_threshold, None)
-        ax.set_title(label, fontsize=10)
-        ax.set_xlabel("membrane potential H")
-        ax.set_xlim(spec["lo"], spec["hi"])
-    axes[0][0].set_ylabel("density")
+        ax.set_title(f"{lab}\n{_outside_text(view, short=True)}", fontsize=9)
+        ax.set_xlabel(f"membrane potential H {H_UNIT}", fontsize=9)
+        if rows == 2:
+            _tails_panel(axes[1][j], hists[lab][key], lo, hi, COLORS["before"], v_threshold, span=span)
+            axes[1][j].set_xlabel(f"membrane potential H {H_UNIT}", fontsize=9)
+            axes[1][j].set_title(f"{lab}: whole range, log density", fontsize=9)
+    _hist_legend(fig, v_threshold, False, rows == 2, kinds=("before",), names=("H",))
     fig.suptitle(f"Membrane potential distribution during training — {layer}", fontsize=11)
     return _save(fig, path)
 
@@ -221,11 +341,19 @@ def _numeric(col) -> bool:
     return all(isinstance(v, float) for v in col) and any(not math.isnan(v) for v in col)
 
 
+#: what ``plot_metrics`` puts on each panel's y axis
+METRIC_UNITS = {"loss": "loss (CE in nats; MPD, IM unitless)", "acc": "accuracy (%)"}
+#: legend names of the trainer's ``metrics.csv`` columns (others keep their column name)
+METRIC_NAMES = {"train_loss": "train loss (total)", "task_loss": "train loss (task only)", "mpd_loss": "MPD-Loss",
+                "im_loss": "IM-Loss", "test_loss": "test loss", "train_acc": "train accuracy",
+                "test_acc": "test accuracy", "spike_rate": "test spike rate"}
+
+
 def plot_metrics(metrics: Mapping[str, list], path, title: str = "Training curves") -> Path:
     """Loss-like columns (left) and accuracy-like columns (right) against the epoch."""
     xs_key = next((k for k in ("epoch", "step") if k in metrics), None)
     n = len(next(iter(metrics.values()), []))
-    xs = metrics[xs_key] if xs_key else list(range(n))
+    xs = metrics[xs_key] if xs_key else list(range(1, n + 1))
     numeric = [k for k, v in metrics.items() if k != xs_key and _numeric(v)
                and any(not math.isnan(x) and x != 0 for x in v)]      # all-zero columns (losses off) left out
     acc = [k for k in numeric if "acc" in k.lower()]
@@ -233,12 +361,15 @@ def plot_metrics(metrics: Mapping[str, list], path, title: str = "Training curve
     other = [k for k in numeric if k not in acc and k not in loss and "time" not in k.lower()
              and k.lower() not in ("lr", "k", "esg_k")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, keys, ylabel in ((axes[0], loss or other, "loss"), (axes[1], acc, "accuracy (%)")):
+    panels = ((axes[0], loss or other, METRIC_UNITS["loss"] if loss else "value"),
+              (axes[1], acc, METRIC_UNITS["acc"]))
+    for ax, keys, ylabel in panels:
         for k in keys:
             ys = as_percent(metrics[k]) if k in acc else metrics[k]
-            ax.plot(xs, ys, marker="o" if n < 30 else None, markersize=3, label=k)
-        ax.set_xlabel(xs_key or "row")
+            ax.plot(xs, ys, marker="o" if n < 30 else None, markersize=3, label=METRIC_NAMES.get(k, k))
+        ax.set_xlabel(xs_key or "epoch")
         ax.set_ylabel(ylabel)
+        whole_epochs(ax)
         ax.grid(alpha=0.3)
         if keys:
             ax.legend(fontsize=8)
@@ -248,17 +379,40 @@ def plot_metrics(metrics: Mapping[str, list], path, title: str = "Training curve
     return _save(fig, path)
 
 
-def plot_accuracy_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path,
-                         title: str = "Test accuracy", ylabel: str = "test accuracy (%)") -> Path:
-    """Test-accuracy curves of several runs on one axis (IM-Loss Fig. 4 style)."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, (xs, ys) in curves.items():
-        ax.plot(xs, ys, label=label, linewidth=1.4)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+#: the panels of ``plot_compare``: (series key, panel title, y-axis label)
+COMPARE_PANELS = (("test_acc", "test accuracy", "test accuracy (%)"),
+                  ("train_loss", "training loss (task only, no regularisers)", "train loss (cross-entropy, nats)"),
+                  ("spike_rate", "spike rate on the test set", "spike rate (spikes / neuron / step)"))
+
+
+def plot_compare(series: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], path,
+                 title: str = "") -> Path:
+    """Several runs side by side (IM-Loss Fig. 4 style): test accuracy, training loss and spike
+    rate against the epoch, one colour per run in every panel and one legend below.
+
+    ``series``: ``{key of COMPARE_PANELS: {run label: (epochs, values)}}``; the runs are the
+    labels of all panels, in order of first appearance."""
+    labels: list[str] = []
+    for panel in series.values():
+        labels += [lab for lab in panel if lab not in labels]
+    style = {lab: {"color": f"C{i % 10}", "linestyle": ("-", "--", ":", "-.")[(i // 10) % 4]}
+             for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(COMPARE_PANELS), figsize=(14, 4.6), layout="constrained")
+    for ax, (key, panel_title, ylabel) in zip(axes, COMPARE_PANELS):
+        curves = series.get(key) or {}
+        for lab, (xs, ys) in curves.items():
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3.5, linewidth=1.4, **style[lab])
+        if not curves:
+            ax.text(0.5, 0.5, "no run has this column in metrics.csv", ha="center", va="center",
+                    transform=ax.transAxes, color="gray", fontsize=9)
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        whole_epochs(ax)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], marker="o", markersize=3.5, linewidth=1.4, label=lab, **style[lab]) for lab in labels]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(labels), 4), fontsize=9, frameon=False)
+    fig.suptitle(title or f"{len(labels)} runs compared", fontsize=11)
     return _save(fig, path)
 
 
@@ -282,8 +436,8 @@ def plot_mpr_curves(path, ks: Sequence[float] = (1, 3, 5, 7), v_threshold: float
         a.plot(u, (u >= v_threshold).double(), color="royalblue", linewidth=1.2, label="spike Θ(u − V_th)")
         a.plot(u, u, color="gray", linestyle=":", linewidth=1, label="identity")
         a.axvline(v_threshold, color="crimson", linestyle="--", linewidth=0.8)
-        a.set_xlabel("membrane potential u")
-        a.set_ylabel("φ(u)")
+        a.set_xlabel(f"membrane potential u {H_UNIT}")
+        a.set_ylabel(f"φ(u) {H_UNIT}")
         a.set_ylim(-1.0, 2.0)
         a.grid(alpha=0.3)
         a.legend(fontsize=8, loc="upper left")
@@ -316,6 +470,7 @@ def plot_esg(path, k_min: float = 1.0, k_max: float = 10.0, num_epochs: int = 10
     axes[2].set_title(f"ESG schedule K(i), K ∈ [{k_min:g}, {k_max:g}], N = {num_epochs}")
     axes[2].set_xlabel("epoch i")
     axes[2].set_ylabel("K(i)")
+    whole_epochs(axes[2])
     axes[2].grid(alpha=0.3)
     return _save(fig, path)
 
@@ -332,14 +487,16 @@ def plot_redistribution(path, samples: int = 100_000, seed: int = 0, mean: float
     phi = phi_inflor(u, k)
     qe = (float(quantization_error(u, v_threshold)), float(quantization_error(phi, v_threshold)))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, data, color, title, q in ((axes[0], u, "steelblue", f"N({mean:g}, {std:g}) before MPR", qe[0]),
-                                      (axes[1], phi, "darkorange", "after MPR φ(u)", qe[1])):
-        ax.hist(data.numpy(), bins=160, range=(-2.5, 3.5), density=True, color=color, alpha=0.85)
+    for ax, data, color, title, name, q in (
+            (axes[0], u, "steelblue", f"N({mean:g}, {std:g}) before MPR", "u", qe[0]),
+            (axes[1], phi, "darkorange", "after MPR φ(u)", "φ(u)", qe[1])):
+        ax.hist(data.numpy(), bins=160, range=(mean - 3 * std, mean + 3 * std), density=True, color=color,
+                alpha=0.85, label=f"{name} of {samples} samples")
         ax.axvline(v_threshold, color="crimson", linestyle="--", linewidth=1.2, label=f"V_th = {v_threshold:g}")
         ax.set_title(f"{title}  (quant. error {q:.3f})", fontsize=10)
-        ax.set_xlabel("membrane potential")
+        ax.set_xlabel(f"membrane potential {name} {H_UNIT}")
+        ax.set_ylabel("density (fraction / unit)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("density")
-    axes[0].legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left")
     return _save(fig, path), {"samples": samples, "seed": seed, "quantization_error_before": qe[0],
                               "quantization_error_after": qe[1]}

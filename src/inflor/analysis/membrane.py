@@ -8,8 +8,9 @@ backend computed it; without them it recomputes ``O = Θ(Ĥ − V_th)``, matchin
 ``neuron_reference`` exactly.
 
 ``LayerAccumulator`` turns those steps into running sums (float64), per-channel sums and
-fixed-bin histograms, so its memory does not grow with the number of samples, and pooling many
-batches gives the numbers of one big batch.
+histograms of bounded size that keep every value (``inflor.analysis.histogram``), so its memory
+does not grow with the number of samples, and pooling many batches gives the numbers of one big
+batch.
 """
 from __future__ import annotations
 
@@ -20,11 +21,7 @@ import torch
 
 from ..functional import NeuronConfig, charge, reset, scaled_input
 from ..stats import MembraneStats, step_sums
-
-#: default histogram range and number of bins for membrane potentials (bin width 0.025)
-HIST_RANGE = (-1.5, 2.5)
-HIST_BINS = 160
-
+from .histogram import Histogram
 
 @torch.no_grad()
 def iter_membrane(x: torch.Tensor, cfg: NeuronConfig, mpr: Callable | None = None,
@@ -73,55 +70,14 @@ def window_bounds(surrogate, v_threshold: float = 0.5, mpr: Callable | None = No
     return [round(float(sel.min()), 4), round(float(sel.max()), 4)]
 
 
-class Histogram:
-    """Fixed-bin counts on ``[lo, hi)`` plus the counts below ``lo`` and at/above ``hi``; NaN
-    values count as above."""
-
-    def __init__(self, lo: float = HIST_RANGE[0], hi: float = HIST_RANGE[1], bins: int = HIST_BINS):
-        if not hi > lo or bins < 1:
-            raise ValueError(f"histogram needs lo < hi and bins >= 1, got ({lo}, {hi}, {bins})")
-        self.lo, self.hi, self.bins = float(lo), float(hi), int(bins)
-        self.counts = torch.zeros(self.bins, dtype=torch.int64)
-        self.below = 0
-        self.above = 0
-        self._edges: torch.Tensor | None = None
-
-    @property
-    def width(self) -> float:
-        return (self.hi - self.lo) / self.bins
-
-    def edges(self) -> list[float]:
-        return [self.lo + i * self.width for i in range(self.bins + 1)]
-
-    def update(self, u: torch.Tensor) -> None:
-        """Count ``u``: bin i holds edges[i] <= u < edges[i+1] (the edges of ``edges()``)."""
-        u = u.detach().reshape(-1).double()
-        if self._edges is None or self._edges.device != u.device:
-            self._edges = torch.tensor(self.edges(), dtype=torch.float64, device=u.device)
-        idx = torch.bucketize(u, self._edges, right=True) - 1
-        below = idx < 0
-        above = idx >= self.bins
-        self.below += int(below.sum())
-        self.above += int(above.sum())
-        inside = idx[~(below | above)]
-        self.counts += torch.bincount(inside, minlength=self.bins).cpu()
-
-    def total(self) -> int:
-        return int(self.counts.sum()) + self.below + self.above
-
-    def as_dict(self) -> dict:
-        return {"counts": self.counts.tolist(), "below": self.below, "above": self.above}
-
-
 class LayerAccumulator:
     """Running statistics of one spiking layer over any number of forward passes.
 
     Holds only sums (float64), per-channel sums of H and H², per-step spike counts and two
-    histograms; ``update`` takes one step ``(H[t], Ĥ[t], O[t])`` of one batch.
+    bounded histograms; ``update`` takes one step ``(H[t], Ĥ[t], O[t])`` of one batch.
     """
 
-    def __init__(self, v_threshold: float = 0.5, surrogate=None, hist_range=HIST_RANGE,
-                 hist_bins: int = HIST_BINS):
+    def __init__(self, v_threshold: float = 0.5, surrogate=None):
         self.v_threshold = float(v_threshold)
         self.surrogate = surrogate
         self.n = 0                       # elements seen (T·B·C·spatial, summed over batches)
@@ -132,12 +88,14 @@ class LayerAccumulator:
         self.qe_after = 0.0              # Σ (Ĥ − Θ(Ĥ − V_th))²
         self.in_window = 0
         self.in_unit = 0                 # 0 < H < 1
+        self.below_zero = 0              # H < 0
+        self.above_one = 0               # H > 1
         self.ch_sum: torch.Tensor | None = None
         self.ch_sqsum: torch.Tensor | None = None
         self.step_spikes: list[float] = []
         self.step_n: list[int] = []
-        self.hist_before = Histogram(*hist_range, hist_bins)
-        self.hist_after = Histogram(*hist_range, hist_bins)
+        self.hist_before = Histogram()
+        self.hist_after = Histogram()
         self.timesteps: int | None = None
 
     def update(self, t: int, h: torch.Tensor, h_hat: torch.Tensor, o: torch.Tensor) -> None:
@@ -154,6 +112,8 @@ class LayerAccumulator:
         if self.surrogate is not None:
             self.in_window += int(window_mask(hhd, vth, self.surrogate).sum())
         self.in_unit += int(((hd > 0) & (hd < 1)).sum())
+        self.below_zero += int((hd < 0).sum())
+        self.above_one += int((hd > 1).sum())
         s, sq = step_sums(hd)
         s, sq = s.cpu(), sq.cpu()
         if self.ch_sum is None:
@@ -201,6 +161,9 @@ class LayerAccumulator:
             "quantization_error_after": self.qe_after / n,
             "window_fraction": (self.in_window / n) if self.surrogate is not None else None,
             "unit_interval_fraction": self.in_unit / n,
+            "fraction_below_0": self.below_zero / n,
+            "fraction_in_0_1": (n - self.below_zero - self.above_one) / n,
+            "fraction_above_1": self.above_one / n,
             "mpd": {k: float(v.mean()) for k, v in terms.items()},
         }
 

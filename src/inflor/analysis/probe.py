@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..neuron import BaseNode, spiking_nodes
-from .membrane import HIST_BINS, HIST_RANGE, LayerAccumulator, iter_membrane, window_bounds
+from .membrane import LayerAccumulator, iter_membrane, window_bounds
 
 
 def select_layers(model: nn.Module, layers: Sequence[str] | None = None) -> list[tuple[str, BaseNode]]:
@@ -49,12 +49,10 @@ class MembraneProbe:
     Use as a context manager (hooks removed on exit) or call ``attach()`` / ``detach()``.
     """
 
-    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None,
-                 hist_range=HIST_RANGE, hist_bins: int = HIST_BINS):
+    def __init__(self, model: nn.Module, layers: Sequence[str] | None = None):
         self.model = model
         self.nodes = select_layers(model, layers)
-        self.acc = {name: LayerAccumulator(node.cfg.v_threshold, node.surrogate_function,
-                                           hist_range, hist_bins)
+        self.acc = {name: LayerAccumulator(node.cfg.v_threshold, node.surrogate_function)
                     for name, node in self.nodes}
         self._handles: list = []
 
@@ -99,12 +97,8 @@ class MembraneProbe:
         return {name: acc.summary(mpd_options) for name, acc in self.acc.items() if acc.n}
 
     def histograms(self) -> dict:
+        """``{layer: {"before": binned dict of H, "after": binned dict of φ(H)}}``."""
         return {name: acc.histograms() for name, acc in self.acc.items() if acc.n}
-
-    @property
-    def hist_spec(self) -> dict:
-        h = next(iter(self.acc.values())).hist_before
-        return {"lo": h.lo, "hi": h.hi, "bins": h.bins}
 
 
 def _batches(loader: Iterable, max_batches: int | None):
@@ -117,19 +111,18 @@ def _batches(loader: Iterable, max_batches: int | None):
 @torch.no_grad()
 def run_probe(model: nn.Module, loader: Iterable, layers: Sequence[str] | None = None,
               max_batches: int | None = None, device: str | torch.device = "cpu",
-              count_ops: bool = True, progress: bool = False, hist_range=HIST_RANGE,
-              hist_bins: int = HIST_BINS, mpd_options: dict | None = None) -> dict:
+              count_ops: bool = True, progress: bool = False, mpd_options: dict | None = None) -> dict:
     """Run ``model`` (in eval mode) over ``loader`` batches ``(x, y)`` and measure its spiking
     layers (and, with ``count_ops``, the MACs and input rates of its conv/linear layers).
 
-    Returns ``{"samples", "batches", "accuracy", "layers", "histograms", "hist_spec", "layer_info",
-    "ops"}``; ``ops`` is an ``inflor.energy.OpCounter`` (or None).
+    Returns ``{"samples", "batches", "accuracy", "layers", "histograms", "layer_info", "ops"}``;
+    ``ops`` is an ``inflor.energy.OpCounter`` (or None).
     """
     from ..energy import OpCounter
 
     was_training = model.training
     model.eval()
-    probe = MembraneProbe(model, layers, hist_range, hist_bins)
+    probe = MembraneProbe(model, layers)
     counter = OpCounter(model) if count_ops else None
     samples = correct = batches = 0
     labelled = True
@@ -167,5 +160,5 @@ def run_probe(model: nn.Module, loader: Iterable, layers: Sequence[str] | None =
         raise ValueError("the data loader yielded no batches")
     return {"samples": samples, "batches": batches,
             "accuracy": correct / samples if labelled else None,
-            "layers": probe.summary(mpd_options), "histograms": probe.histograms(), "hist_spec": probe.hist_spec,
+            "layers": probe.summary(mpd_options), "histograms": probe.histograms(),
             "layer_info": probe.layer_info(), "ops": counter}

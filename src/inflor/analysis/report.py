@@ -4,24 +4,26 @@ HTML report.
     from inflor.analysis.report import analyze
     result = analyze(model, test_loader, "out/", max_batches=20)
 
-``analysis.json`` (format ``inflor-analysis-v1``)::
+``analysis.json`` (format ``inflor-analysis-v2``)::
 
     format, created, source{...}, data{...}, samples, batches, accuracy
     layers{name: {spike_rate, spike_rate_per_step, membrane_mean, membrane_std,
                   quantization_error_before, quantization_error_after, window_fraction,
-                  unit_interval_fraction, mpd{D, S, M}, elements, channels, timesteps,
+                  unit_interval_fraction, fraction_below_0, fraction_in_0_1, fraction_above_1,
+                  mpd{D, S, M}, elements, channels, timesteps,
                   settings{v_threshold, decay, ..., mpr, surrogate, window, window_h}}}
     summary{mean over layers of the above; quantization_error_before/after pooled over elements}
     energy{constants_pj, layers{...}, total{...}}
-    hist_spec{lo, hi, bins}, histograms{name: {before, after}}
     plots{kind: relative path or {layer: relative path}}
+    hist_spec{coverage, bins, range}: how the histogram figures chose their range
+    histograms{name: {before, after}}: binned dicts {lo, width, counts, below, above, nonfinite}
+                                        holding every value (inflor.analysis.histogram)
 """
 from __future__ import annotations
 
 import datetime as _dt
 import html
 import json
-import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -29,9 +31,13 @@ from torch import nn
 
 from .. import plots
 from ..energy import EnergyConstants
+from . import histogram
+from .htmlpage import fmt, page, table
 from .probe import run_probe
 
-FORMAT = "inflor-analysis-v1"
+FORMAT = "inflor-analysis-v2"
+#: the keys of RecDis's split of H: below 0, inside [0, 1], above 1
+SPLIT_KEYS = ("fraction_below_0", "fraction_in_0_1", "fraction_above_1")
 
 
 def _summary(layers: Mapping[str, Mapping]) -> dict:
@@ -51,17 +57,11 @@ def _summary(layers: Mapping[str, Mapping]) -> dict:
 
 def measure(model: nn.Module, loader: Iterable, layers: Sequence[str] | None = None,
             max_batches: int | None = None, device="cpu", constants: EnergyConstants | None = None,
-            progress: bool = False, hist_range=None, hist_bins: int | None = None,
-            mpd_options: Mapping | None = None) -> dict:
+            progress: bool = False, mpd_options: Mapping | None = None) -> dict:
     """The numbers of ``analysis.json`` (without plots or source information). ``mpd_options``:
     ``k_d``, ``k_s``, ``k_m`` of the MPD terms (default: RecDis's 1, 0.25, 1.25)."""
-    kw = {}
-    if hist_range is not None:
-        kw["hist_range"] = tuple(hist_range)
-    if hist_bins is not None:
-        kw["hist_bins"] = int(hist_bins)
     res = run_probe(model, loader, layers=layers, max_batches=max_batches, device=device,
-                    progress=progress, mpd_options=mpd_options, **kw)
+                    progress=progress, mpd_options=mpd_options)
     layer_stats = res["layers"]
     for name, info in res["layer_info"].items():
         if name in layer_stats:
@@ -70,11 +70,14 @@ def measure(model: nn.Module, loader: Iterable, layers: Sequence[str] | None = N
             "samples": res["samples"], "batches": res["batches"], "accuracy": res["accuracy"],
             "layers": layer_stats, "summary": _summary(layer_stats),
             "energy": res["ops"].report(constants) if res["ops"] is not None and res["ops"].layers else None,
-            "hist_spec": res["hist_spec"], "histograms": res["histograms"]}
+            "histograms": res["histograms"]}
 
 
-def make_plots(result: dict, out_dir, hist_layers: Sequence[str] | None = None) -> dict:
-    """Draw the analysis figures into ``out_dir``; returns ``{kind: relative path}``."""
+def make_plots(result: dict, out_dir, hist_layers: Sequence[str] | None = None,
+               hist_range: Sequence[float] | None = None, hist_bins: int | None = None) -> dict:
+    """Draw the analysis figures into ``out_dir``; returns ``{kind: relative path}``. The
+    histograms span ``hist_range`` or a range chosen from each layer's data, in ``hist_bins``
+    bins (see ``inflor.plots.plot_membrane_histogram``)."""
     out = Path(out_dir)
     layers = result["layers"]
     made: dict = {}
@@ -89,38 +92,13 @@ def make_plots(result: dict, out_dir, hist_layers: Sequence[str] | None = None) 
         s = layers[name]
         st = s.get("settings", {})
         p = plots.plot_membrane_histogram(
-            name, result["hist_spec"], result["histograms"][name],
-            out / "histograms" / f"{plots.safe_name(name)}.png", v_threshold=st.get("v_threshold", 0.5),
-            window=st.get("window"), window_h=st.get("window_h"),
-            qe=(s["quantization_error_before"], s["quantization_error_after"]), has_mpr=st.get("mpr") is not None)
+            name, result["histograms"][name], out / "histograms" / f"{plots.safe_name(name)}.png",
+            v_threshold=st.get("v_threshold", 0.5), window=st.get("window"), window_h=st.get("window_h"),
+            qe=(s["quantization_error_before"], s["quantization_error_after"]), has_mpr=st.get("mpr") is not None,
+            hist_range=hist_range, bins=hist_bins or histogram.DISPLAY_BINS)
         hists[name] = str(p.relative_to(out))
     made["histograms"] = hists
     return made
-
-
-def _fmt(v, digits=4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-            return f"{v:.3e}"
-        return f"{v:.{digits}f}"
-    return html.escape(str(v))
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3}td:first-child{text-align:left;font-family:monospace}img{max-width:100%;border:1px solid #eee;margin:.3em 0}
-pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:12px}h2{border-bottom:1px solid #ddd;padding-bottom:.2em}
-.note{color:#666;font-size:13px}"""
 
 
 def write_html_report(result: dict, out_dir, config_text: str | None = None) -> Path:
@@ -129,29 +107,33 @@ def write_html_report(result: dict, out_dir, config_text: str | None = None) -> 
     out = Path(out_dir)
     src = result.get("source", {})
     p = result.get("plots", {})
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>inflor analysis</title>"
-             f"<style>{CSS}</style></head><body>",
-             "<h1>inflor analysis</h1>"]
-    info_rows = [[html.escape(k), _fmt(v)] for k, v in src.items() if not isinstance(v, (dict, list))]
-    info_rows += [["samples", _fmt(result["samples"])], ["batches", _fmt(result["batches"])],
-                  ["accuracy (%)", _fmt(None if result.get("accuracy") is None else 100 * result["accuracy"], 2)]]
+    parts = []
+    info_rows = [[html.escape(k), fmt(v)] for k, v in src.items() if not isinstance(v, (dict, list))]
+    info_rows += [["samples", fmt(result["samples"])], ["batches", fmt(result["batches"])],
+                  ["accuracy (%)", fmt(None if result.get("accuracy") is None else 100 * result["accuracy"], 2)]]
     if result.get("data"):
-        info_rows += [[f"data.{k}", _fmt(v)] for k, v in result["data"].items()]
-    parts.append(_table(["", "value"], info_rows))
+        info_rows += [[f"data.{k}", fmt(v)] for k, v in result["data"].items()]
+    parts.append(table(["", "value"], info_rows))
     if p.get("metrics"):
         parts.append("<h2>Training curves</h2>")
         parts.append(f"<img src='{html.escape(p['metrics'])}' alt='training curves'>")
     parts.append("<h2>Spiking layers</h2>")
     rows = []
     for name, s in result["layers"].items():
-        rows.append([html.escape(name), _fmt(s["spike_rate"]), _fmt(s["membrane_mean"]), _fmt(s["membrane_std"]),
-                     _fmt(s["quantization_error_before"]), _fmt(s["quantization_error_after"]),
-                     _fmt(s["window_fraction"]), _fmt(s["mpd"]["D"]), _fmt(s["mpd"]["S"]), _fmt(s["mpd"]["M"])])
-    parts.append(_table(["layer", "spike rate", "mean H", "std H", "QE before MPR", "QE after MPR",
-                         "in window", "L_D", "L_S", "L_M"], rows))
-    parts.append("<p class='note'>QE: quantization error mean (u − Θ(u − V_th))² (InfLoR Eq. 9) of H and "
-                 "of φ(H); in window: fraction with g(φ(H) − V_th) ≥ ½ g(0); L_D, L_S, L_M: channel means "
-                 "of the MPD-Loss terms (RecDis Eq. 10, 13, 17). See docs/analysis.md.</p>")
+        rows.append([html.escape(name), fmt(s["spike_rate"]), fmt(s["membrane_mean"]), fmt(s["membrane_std"]),
+                     *(fmt(100 * s[k], 1) for k in SPLIT_KEYS),
+                     fmt(s["quantization_error_before"]), fmt(s["quantization_error_after"]),
+                     fmt(s["window_fraction"]), fmt(s["mpd"]["D"]), fmt(s["mpd"]["S"]), fmt(s["mpd"]["M"])])
+    parts.append(table(["layer", "spike rate", "mean H", "std H", "H < 0 (%)", "0 ≤ H ≤ 1 (%)", "H > 1 (%)",
+                        "QE before MPR", "QE after MPR", "in window", "L_D", "L_S", "L_M"], rows))
+    parts.append("<p class='note'>H &lt; 0, 0 ≤ H ≤ 1, H &gt; 1: RecDis's split of the membrane potential. "
+                 "Below 0 a neuron stays silent and gets no gradient from the rectangle surrogate; above 1 it "
+                 "fires and gets none either (mass outside [0, 1] is RecDis's saturation; nearly all of it on one "
+                 "side of V_th, its degeneration); inside [0, 1] is the rectangle's gradient window, where too "
+                 "much mass means gradient mismatch. QE: quantization error "
+                 "mean (u − Θ(u − V_th))² (InfLoR Eq. 9) of H and of φ(H); in window: fraction with "
+                 "g(φ(H) − V_th) ≥ ½ g(0); L_D, L_S, L_M: channel means of the MPD-Loss terms (RecDis "
+                 "Eq. 10, 13, 17). See docs/analysis.md.</p>")
     snaps = p.get("snapshots")
     if snaps:
         parts.append("<h2>During training (snapshots)</h2>")
@@ -169,25 +151,25 @@ def write_html_report(result: dict, out_dir, config_text: str | None = None) -> 
     e = result.get("energy")
     if e:
         parts.append("<h2>Operations and energy (per sample)</h2>")
-        rows = [[html.escape(n), html.escape(v["type"]), _fmt(v["ann_macs"], 0), _fmt(v["input_rate"]),
-                 _fmt(v["snn_macs"], 0), _fmt(v["sops"], 0), _fmt(v["snn_energy_pj"] / 1e6, 4),
-                 _fmt(v["ann_energy_pj"] / 1e6, 4)] for n, v in e["layers"].items()]
+        rows = [[html.escape(n), html.escape(v["type"]), fmt(v["ann_macs"], 0), fmt(v["input_rate"]),
+                 fmt(v["snn_macs"], 0), fmt(v["sops"], 0), fmt(v["snn_energy_pj"] / 1e6, 4),
+                 fmt(v["ann_energy_pj"] / 1e6, 4)] for n, v in e["layers"].items()]
         t = e["total"]
-        rows.append(["<b>total</b>", "", _fmt(t["ann_macs"], 0), "", _fmt(t["snn_macs"], 0), _fmt(t["sops"], 0),
-                     _fmt(t["snn_energy_pj"] / 1e6, 4), _fmt(t["ann_energy_pj"] / 1e6, 4)])
-        parts.append(_table(["layer", "type", "ANN MACs", "input rate", "SNN MACs", "SOPs", "SNN µJ", "ANN µJ"], rows))
+        rows.append(["<b>total</b>", "", fmt(t["ann_macs"], 0), "", fmt(t["snn_macs"], 0), fmt(t["sops"], 0),
+                     fmt(t["snn_energy_pj"] / 1e6, 4), fmt(t["ann_energy_pj"] / 1e6, 4)])
+        parts.append(table(["layer", "type", "ANN MACs", "input rate", "SNN MACs", "SOPs", "SNN µJ", "ANN µJ"], rows))
         c = e["constants_pj"]
         ratio = t.get("energy_ratio_ann_over_snn")
         parts.append(f"<p class='note'>E_MAC = {c['e_mac']:g} pJ, E_AC = {c['e_ac']:g} pJ ({html.escape(e['source'])}). "
-                     f"ANN / SNN energy: {_fmt(ratio, 2)}×.</p>")
+                     f"ANN / SNN energy: {fmt(ratio, 2)}×.</p>")
         if p.get("energy"):
             parts.append(f"<img src='{html.escape(p['energy'])}' alt='operations per layer'>")
     if config_text:
         parts.append(f"<h2>Run configuration</h2><pre>{html.escape(config_text)}</pre>")
     parts.append("<p class='note'>All numbers: <a href='analysis.json'>analysis.json</a>; their meaning: "
-                 "docs/analysis.md.</p></body></html>")
+                 "docs/analysis.md.</p>")
     path = out / "report.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(page("inflor analysis", parts), encoding="utf-8")
     return path
 
 
@@ -198,14 +180,17 @@ def analyze(model: nn.Module, loader: Iterable, out_dir, layers: Sequence[str] |
             progress: bool = False, hist_range=None, hist_bins: int | None = None, run_dir=None,
             mpd_options: Mapping | None = None) -> dict:
     """Measure, plot and report; returns the analysis dict (also written to ``analysis.json``).
-    With ``run_dir``, the run's training-time snapshots (if any) are drawn into the report too."""
+    ``hist_range`` / ``hist_bins`` fix the range and bins of the histogram figures (default: a
+    range chosen from each layer's values, 160 bins). With ``run_dir``, the run's training-time
+    snapshots (if any) are drawn into the report too."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = measure(model, loader, layers, max_batches, device, constants, progress, hist_range, hist_bins,
-                     mpd_options)
+    result = measure(model, loader, layers, max_batches, device, constants, progress, mpd_options)
     result["source"] = dict(source or {})
     result["data"] = dict(data or {})
-    result["plots"] = make_plots(result, out, hist_layers)
+    result["hist_spec"] = {"coverage": histogram.COVERAGE, "bins": int(hist_bins or histogram.DISPLAY_BINS),
+                           "range": [float(v) for v in hist_range] if hist_range is not None else None}
+    result["plots"] = make_plots(result, out, hist_layers, hist_range, hist_bins)
     if metrics:
         result["plots"]["metrics"] = plots.plot_metrics(metrics, out / "metrics.png").name
     if run_dir is not None:

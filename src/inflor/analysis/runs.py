@@ -94,6 +94,23 @@ def read_config_text(run_dir) -> str | None:
     return p.read_text(encoding="utf-8") if p.is_file() else None
 
 
+def read_run_config(run_dir) -> dict:
+    """A run's resolved config: ``summary.json``'s copy, else ``config.yaml``; ``{}`` if neither
+    holds one (a config file that does not parse is an ``AnalysisError``)."""
+    cfg = read_summary(run_dir).get("config")
+    if isinstance(cfg, dict) and cfg:
+        return cfg
+    text = read_config_text(run_dir)
+    if text is None:
+        return {}
+    import yaml
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise AnalysisError(f"{Path(run_dir) / 'config.yaml'} is not valid YAML: {e}") from None
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def read_summary(run_dir) -> dict:
     p = Path(run_dir) / "summary.json"
     if not p.is_file():

@@ -15,11 +15,12 @@ process only, with the bare model, not a DDP wrapper)::
         if e + 1 in wanted:
             snapshot(model, test_loader, run_dir, epoch=e + 1)  # epoch = epochs finished
 
-Each call writes ``RUN_DIR/snapshots/epoch_0001.json`` (format ``inflor-snapshot-v1``: ``epoch``,
-``samples``, ``accuracy``, ``layers`` with the numbers of analysis.json, ``hist_spec``,
-``histograms``). It runs in eval mode under ``torch.no_grad``, restores the train/eval mode and
-leaves every random-number generator (torch, CUDA, numpy, random) as it found them, so a run
-with snapshots trains exactly like one without. ``inflor plot snapshots RUN_DIR`` draws them.
+Each call writes ``RUN_DIR/snapshots/epoch_0001.json`` (format ``inflor-snapshot-v2``: ``epoch``,
+``samples``, ``accuracy``, ``layers`` with the numbers of analysis.json, ``histograms`` as binned
+dicts; ``load_snapshots`` also reads v1 files, whose fixed-range histograms it converts). It
+runs in eval mode under ``torch.no_grad``, restores the train/eval mode and leaves every
+random-number generator (torch, CUDA, numpy, random) as it found them, so a run with snapshots
+trains exactly like one without. ``inflor plot snapshots RUN_DIR`` draws them.
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ import torch
 from torch import nn
 
 SNAPSHOT_DIR = "snapshots"
-FORMAT = "inflor-snapshot-v1"
+FORMAT = "inflor-snapshot-v2"
+#: formats ``load_snapshots`` reads (v1: fixed-range histograms with a ``hist_spec``)
+READABLE = ("inflor-snapshot-v1", FORMAT)
 
 
 def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int, strict: bool = True) -> set[int]:
@@ -108,8 +111,7 @@ def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batche
         if name in res["layers"]:
             res["layers"][name]["settings"] = info
     doc = {"format": FORMAT, "epoch": int(epoch), "samples": res["samples"], "batches": res["batches"],
-           "accuracy": res["accuracy"], "layers": res["layers"], "hist_spec": res["hist_spec"],
-           "histograms": res["histograms"]}
+           "accuracy": res["accuracy"], "layers": res["layers"], "histograms": res["histograms"]}
     path = snapshot_path(run_dir, epoch)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -127,8 +129,19 @@ def check_spec(spec) -> str | None:
     return spec
 
 
+def _binned_histograms(doc: dict) -> dict:
+    """``doc`` with every histogram as a binned dict (v1 files: converted with their hist_spec)."""
+    from .histogram import as_binned
+
+    spec = doc.pop("hist_spec", None)
+    doc["histograms"] = {name: {k: as_binned(h, spec) for k, h in pair.items()}
+                         for name, pair in doc.get("histograms", {}).items()}
+    return doc
+
+
 def load_snapshots(run_dir) -> list[dict]:
-    """All snapshots of a run, sorted by epoch (``[]`` if there are none)."""
+    """All snapshots of a run, sorted by epoch (``[]`` if there are none), histograms as binned
+    dicts (``inflor.analysis.histogram``) whatever the file's format version."""
     d = Path(run_dir) / SNAPSHOT_DIR
     docs = []
     for p in sorted(d.glob("epoch_*.json")) if d.is_dir() else []:
@@ -136,8 +149,8 @@ def load_snapshots(run_dir) -> list[dict]:
             doc = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             continue
-        if doc.get("format") == FORMAT:
-            docs.append(doc)
+        if doc.get("format") in READABLE:
+            docs.append(_binned_histograms(doc))
     return sorted(docs, key=lambda d: d["epoch"])
 
 
@@ -177,8 +190,8 @@ def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, e
     for name in chosen:
         hists = {f"epoch {d['epoch']}": d["histograms"][name] for d in docs if name in d["histograms"]}
         vth = docs[-1]["layers"][name].get("settings", {}).get("v_threshold", 0.5)
-        p = plots.plot_distribution_evolution(name, docs[-1]["hist_spec"], hists,
-                                              out / f"distribution_{plots.safe_name(name)}.png", v_threshold=vth)
+        p = plots.plot_distribution_evolution(name, hists, out / f"distribution_{plots.safe_name(name)}.png",
+                                              v_threshold=vth)
         dists[name] = p.name
     made["distributions"] = dists
     return made

@@ -49,8 +49,29 @@ def paper_label(paper: Mapping | None) -> str:
     return label
 
 
+def _series(metrics: Mapping | None, column: str | None, percent: bool = False) -> dict:
+    """``{"epoch": [...], "value": [...]}`` of one ``metrics.csv`` column, epochs without a value
+    (NaN, e.g. between evaluations) left out; empty lists when the column is absent."""
+    if not metrics or not column or column not in metrics:
+        return {"epoch": [], "value": []}
+    ys = as_percent(metrics[column]) if percent else metrics[column]
+    xs = metrics.get("epoch") or list(range(1, len(ys) + 1))
+    pairs = [(x, y) for x, y in zip(xs, ys) if isinstance(y, float) and not math.isnan(y)]
+    return {"epoch": [p[0] for p in pairs], "value": [p[1] for p in pairs]}
+
+
+def _loss_column(metrics: Mapping | None) -> str | None:
+    """The training loss to compare runs by: the task loss (cross-entropy without the MPD / IM
+    regularisers, so runs with and without them compare fairly), else the total."""
+    for k in ("task_loss", "train_loss"):
+        if metrics and k in metrics:
+            return k
+    return None
+
+
 def run_record(run_dir, label: str | None = None) -> dict:
-    """What ``compare`` knows about one run: from ``summary.json`` and ``metrics.csv``."""
+    """What ``compare`` knows about one run: from ``summary.json`` and ``metrics.csv``.
+    ``curve`` holds the per-epoch series of test accuracy (%), training loss and test spike rate."""
     d = Path(run_dir)
     if not d.is_dir():
         raise AnalysisError(f"{d} is not a run directory (it does not exist or is a file)")
@@ -62,19 +83,16 @@ def run_record(run_dir, label: str | None = None) -> dict:
     if not summary and not metrics:
         raise AnalysisError(f"{d} has neither summary.json nor metrics.csv: not a run directory made by "
                             f"'inflor train', or the run has not finished an epoch")
-    curve_x, curve_y = [], []
-    col = accuracy_column(metrics) if metrics else None
-    if metrics and col:
-        xs = metrics.get("epoch") or list(range(1, len(metrics[col]) + 1))
-        ys = as_percent(metrics[col])
-        pairs = [(x, y) for x, y in zip(xs, ys) if isinstance(y, float) and not math.isnan(y)]
-        curve_x, curve_y = [p[0] for p in pairs], [p[1] for p in pairs]
+    loss_col = _loss_column(metrics)
+    curves = {"test_acc": _series(metrics, accuracy_column(metrics) if metrics else None, percent=True),
+              "train_loss": _series(metrics, loss_col), "spike_rate": _series(metrics, "spike_rate")}
+    acc = curves["test_acc"]["value"]
     best = _pct(summary.get("best_test_acc")) if summary else None
     final = _pct(summary.get("final_test_acc")) if summary else None
-    if best is None and curve_y:
-        best = max(curve_y)
-    if final is None and curve_y:
-        final = curve_y[-1]
+    if best is None and acc:
+        best = max(acc)
+    if final is None and acc:
+        final = acc[-1]
     cfg = summary.get("config") or {}
     name = label or summary.get("name") or cfg.get("name") or d.name
     wall = summary.get("wall_time")
@@ -84,15 +102,16 @@ def run_record(run_dir, label: str | None = None) -> dict:
             "paper": paper_label(summary.get("paper") or cfg.get("paper")),
             "status": summary.get("status"), "seed": (cfg.get("train") or {}).get("seed"),
             "best_acc": best, "best_epoch": summary.get("best_epoch"), "final_acc": final,
-            "epochs_done": summary.get("epochs_done", len(curve_x) or None), "epochs": summary.get("epochs"),
-            "wall_time": wall, "curve": {"epoch": curve_x, "test_acc": curve_y}}
+            "epochs_done": summary.get("epochs_done", len(acc) or None), "epochs": summary.get("epochs"),
+            "wall_time": wall, "loss_column": loss_col, "curve": curves}
 
 
 def _f(v, digits=2) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _duration(seconds) -> str:
+def duration(seconds) -> str:
+    """``12.5 s``, ``3.4 min`` or ``1.25 h``; ``–`` when unknown."""
     if seconds is None:
         return "–"
     s = float(seconds)
@@ -110,13 +129,45 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
+#: at most this many distinguishing config keys become columns of the compare table
+MAX_KEY_COLUMNS = 8
+
+
+def epochs_text(r: Mapping) -> str:
+    """``3`` or, for a run that stopped early, ``3/10`` (epochs done / planned)."""
+    if r["epochs_done"] is None:
+        return "–"
+    total = r.get("epochs")
+    return f"{r['epochs_done']}" + (f"/{total}" if total and total != r["epochs_done"] else "")
+
+
+def key_columns(records: Sequence[Mapping]) -> list[str]:
+    """The distinguishing config keys (short names) of ``records[i]["differs"]``, in order."""
+    keys: list[str] = []
+    for r in records:
+        keys += [k for k in r.get("differs") or {} if k not in keys]
+    return keys
+
+
 def compare_table(records: Sequence[Mapping]) -> str:
+    """The markdown table of ``inflor compare``: run label, the config keys that differ among the
+    runs (up to ``MAX_KEY_COLUMNS``), the paper row when a run has one, best and final test
+    accuracy (%), epochs and wall time; a line below names the keys left out."""
+    keys = key_columns(records)
+    shown = keys[:MAX_KEY_COLUMNS]
+    with_paper = any(r.get("paper") for r in records)
+    headers = ["run", *shown, *(["paper row (reported %)"] if with_paper else []),
+               "best acc (%)", "final acc (%)", "epochs", "wall time"]
     rows = []
     for r in records:
-        ep = "–" if r["epochs_done"] is None else (f"{r['epochs_done']}" + (f"/{r['epochs']}" if r.get("epochs")
-                                                                          and r["epochs"] != r["epochs_done"] else ""))
-        rows.append([r["label"], r["paper"] or "–", _f(r["best_acc"]), _f(r["final_acc"]), ep, _duration(r["wall_time"])])
-    return markdown_table(["run", "paper row (reported %)", "best acc (%)", "final acc (%)", "epochs", "wall time"], rows)
+        differs = r.get("differs") or {}
+        rows.append([r["label"], *(differs.get(k, "–") for k in shown),
+                     *([r["paper"] or "–"] if with_paper else []),
+                     _f(r["best_acc"]), _f(r["final_acc"]), epochs_text(r), duration(r["wall_time"])])
+    table = markdown_table(headers, rows)
+    if len(keys) > len(shown):
+        table += f"\n\n{len(keys) - len(shown)} more keys differ: {', '.join(keys[len(shown):])} (see compare.json)"
+    return table
 
 
 def repeat_summary(records: Sequence[Mapping]) -> dict:
@@ -146,6 +197,6 @@ def repeat_markdown(recipe: str, agg: Mapping, records: Sequence[Mapping], paper
     lines.append(markdown_table(["seed", "run", "best acc (%)", "best epoch", "final acc (%)", "epochs", "wall time",
                                  "status"],
                                 [[str(r.get("seed")), r["run_dir"], _f(r["best_acc"]), str(r.get("best_epoch") or "–"),
-                                  _f(r["final_acc"]), str(r.get("epochs_done") or "–"), _duration(r.get("wall_time")),
+                                  _f(r["final_acc"]), str(r.get("epochs_done") or "–"), duration(r.get("wall_time")),
                                   str(r.get("status") or "–")] for r in records]))
     return "\n".join(lines) + "\n"

@@ -40,3 +40,22 @@ def test_snapshot_has_no_side_effects(tmp_path):
     made = plot_snapshots(tmp_path, layers=["features.1.neuron"])
     assert (tmp_path / "snapshots" / made["spike_rates"]).is_file()
     assert list(made["distributions"]) == ["features.1.neuron"]
+
+
+def test_version_1_snapshots_are_still_read(tmp_path):
+    """Files written before the histograms kept every value: fixed bins plus a hist_spec."""
+    layer = {"spike_rate": 0.2, "settings": {"v_threshold": 0.5}}
+    hist = {"counts": [0, 5, 10, 5], "below": 2, "above": 1}
+    for epoch in (0, 1):
+        doc = {"format": "inflor-snapshot-v1", "epoch": epoch, "samples": 4, "batches": 1, "accuracy": 0.5,
+               "layers": {"sn": layer}, "hist_spec": {"lo": -1.0, "hi": 2.0, "bins": 4},
+               "histograms": {"sn": {"before": hist, "after": hist}}}
+        path = tmp_path / "snapshots" / f"epoch_{epoch:04d}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(doc))
+    docs = load_snapshots(tmp_path)
+    assert [d["epoch"] for d in docs] == [0, 1] and "hist_spec" not in docs[0]
+    assert docs[0]["histograms"]["sn"]["before"] == {"lo": -1.0, "width": 0.75, "counts": [0, 5, 10, 5],
+                                                     "below": 2, "above": 1, "nonfinite": 0}
+    made = plot_snapshots(tmp_path)
+    assert (tmp_path / "snapshots" / made["distributions"]["sn"]).is_file()

@@ -24,8 +24,8 @@ def test_paper_label():
 def _run(tmp_path, name, accs, status="completed"):
     d = tmp_path / name
     d.mkdir()
-    rows = "\n".join(f"{i + 1},{a}" for i, a in enumerate(accs))
-    (d / "metrics.csv").write_text("epoch,test_acc\n" + rows + "\n")
+    rows = "\n".join(f"{i + 1},{2.0 - i},{3.0 - i},{a},{0.1 * (i + 1)}" for i, a in enumerate(accs))
+    (d / "metrics.csv").write_text("epoch,train_loss,task_loss,test_acc,spike_rate\n" + rows + "\n")
     (d / "summary.json").write_text(json.dumps({
         "name": name, "status": status, "best_test_acc": max(accs), "final_test_acc": accs[-1],
         "best_epoch": accs.index(max(accs)) + 1, "epochs_done": len(accs), "epochs": len(accs),
@@ -36,10 +36,17 @@ def _run(tmp_path, name, accs, status="completed"):
 def test_records_and_tables(tmp_path):
     a = run_record(_run(tmp_path, "a", [0.5, 0.75, 0.7]))
     assert a["best_acc"] == 75.0 and a["final_acc"] == pytest.approx(70.0) and a["seed"] == 7
-    assert a["curve"] == {"epoch": [1.0, 2.0, 3.0], "test_acc": [50.0, 75.0, pytest.approx(70.0)]}
+    assert a["curve"]["test_acc"] == {"epoch": [1.0, 2.0, 3.0], "value": [50.0, 75.0, pytest.approx(70.0)]}
+    # the task loss (no regularisers), not the total, and the spike rate
+    assert a["loss_column"] == "task_loss" and a["curve"]["train_loss"]["value"] == [3.0, 2.0, 1.0]
+    assert a["curve"]["spike_rate"]["value"] == pytest.approx([0.1, 0.2, 0.3])
     b = run_record(_run(tmp_path, "b", [0.6, 0.8]), label="ESG")
     table = compare_table([a, b])
     assert "| ESG | IM-Loss, Table 2 | 80.00 | 80.00 | 2 | 12.5 s |" in table
+    a["differs"], b["differs"] = {"esg.enabled": "false"}, {"esg.enabled": "true"}
+    lines = compare_table([a, b]).splitlines()
+    assert lines[0].startswith("| run | esg.enabled | paper row")
+    assert lines[3].startswith("| ESG | true | IM-Loss, Table 2 | 80.00 |")
     agg = repeat_summary([a, b])
     assert agg["best_acc"] == pm([75.0, 80.0]) and agg["runs"] == 2
     with pytest.raises(AnalysisError, match="neither summary.json nor metrics.csv"):
@@ -59,3 +66,13 @@ def test_find_checkpoint(tmp_path):
     assert find_checkpoint(run / "checkpoints" / "last.pt") == (run / "checkpoints" / "last.pt", run)
     with pytest.raises(AnalysisError, match="must be one of"):
         find_checkpoint(run, "first")
+
+
+def test_compare_table_columns_without_paper_and_with_many_keys(tmp_path):
+    a = run_record(_run(tmp_path, "a", [0.5]))
+    a["paper"] = ""
+    a["differs"] = {f"k{i}": str(i) for i in range(10)}
+    lines = compare_table([a]).splitlines()
+    assert lines[0] == "| run | " + " | ".join(f"k{i}" for i in range(8)) + \
+        " | best acc (%) | final acc (%) | epochs | wall time |"
+    assert lines[-1] == "2 more keys differ: k8, k9 (see compare.json)"

@@ -30,8 +30,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--hist-layers", nargs="+", default=None, metavar="NAME",
                    help="layers to draw membrane histograms for (default: every analysed layer)")
     p.add_argument("--hist-range", nargs=2, type=float, default=None, metavar=("LO", "HI"),
-                   help="membrane histogram range (default: -1.5 2.5)")
-    p.add_argument("--hist-bins", type=int, default=None, help="membrane histogram bins (default: 160)")
+                   help="x range of the histograms' main panels (default: from the data: the central 99%% "
+                        "of the values with 0, 1, V_th and the surrogate window)")
+    p.add_argument("--hist-bins", type=int, default=None,
+                   help="bins across a histogram's main panel (default: 160)")
     p.add_argument("--e-mac", type=float, default=None, help="energy of one MAC in pJ (default 4.6, 45 nm)")
     p.add_argument("--e-ac", type=float, default=None, help="energy of one accumulate in pJ (default 0.9, 45 nm)")
     p.add_argument("--device", default="cpu", help="torch device")
@@ -43,9 +45,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _print_summary(result: dict, out: Path) -> None:
-    rows = [("layer", "spike", "mean H", "std H", "QE before", "QE after", "window", "L_D", "L_S", "L_M")]
+    rows = [("layer", "spike", "mean H", "std H", "H<0 %", "[0,1] %", "H>1 %", "QE before", "QE after", "window",
+             "L_D", "L_S", "L_M")]
     for name, s in result["layers"].items():
         rows.append((name, f"{s['spike_rate']:.4f}", f"{s['membrane_mean']:.4f}", f"{s['membrane_std']:.4f}",
+                     f"{100 * s['fraction_below_0']:.1f}", f"{100 * s['fraction_in_0_1']:.1f}",
+                     f"{100 * s['fraction_above_1']:.1f}",
                      f"{s['quantization_error_before']:.4f}", f"{s['quantization_error_after']:.4f}",
                      "-" if s["window_fraction"] is None else f"{s['window_fraction']:.4f}",
                      f"{s['mpd']['D']:.2e}", f"{s['mpd']['S']:.2e}", f"{s['mpd']['M']:.2e}"))
