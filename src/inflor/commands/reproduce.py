@@ -76,6 +76,16 @@ def _result(doc: dict, seeds_asked: int) -> dict:
             "wall_time": sum(r["wall_time"] or 0.0 for r in per_seed), "seeds": per_seed}
 
 
+def _machine() -> dict:
+    import os
+    import platform
+
+    import torch
+    return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "load_average": [round(x, 1) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+
+
 @report_errors(PROG)
 def run(args) -> int:
     from ..analysis.reproduction import list_tables, load_table, render_table
@@ -119,6 +129,7 @@ def run(args) -> int:
     record = {"format": "inflor-reproduction-v1", "table": table.id, "title": table.title, "columns": table.columns,
               "command": command, "seeds": args.seeds, "overrides": list(args.overrides),
               "date": time.strftime("%Y-%m-%d"), "wall_time": time.perf_counter() - t0, "versions": versions(),
+              "machine": _machine(),
               "rows": records}
     (out / "reproduce.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     md = f"# {table.title}\n\n`{command}`\n\n{render_table(record)}\n"
