@@ -9,6 +9,7 @@ in the paper's order, reported accuracy from ``paper.reported_acc``. A table fil
 (``src/inflor/recipes/tables/NAME.yaml`` ships ``digits``)::
 
     title: ...
+    description: ...              (optional; shown in docs/reproduction.md)
     columns: [Neuron, Norm, Loss]
     rows:
       - {key: srif_tdbn, cells: [SRIF, tdBN, CE], recipe: default, overrides: [...], note: ...}
@@ -43,6 +44,7 @@ class Table:
     title: str
     columns: list[str]
     rows: list[Row]
+    description: str = ""        # what the table is for (table files)
 
 
 def _p(*groups):
@@ -156,7 +158,8 @@ def _table_file(path: Path) -> Table:
             raise AnalysisError(f"{where}: {len(cells)} cells for {len(columns)} columns {columns}")
         rows.append(Row(key=key, cells=cells, recipe=str(r["recipe"]), overrides=[str(o) for o in r.get("overrides") or []],
                         note=str(r.get("note") or "")))
-    return Table(id=path.stem, title=str(raw.get("title") or path.stem), columns=columns, rows=rows)
+    return Table(id=path.stem, title=str(raw.get("title") or path.stem), columns=columns, rows=rows,
+                 description=" ".join(str(raw.get("description") or "").split()))
 
 
 def load_table(spec: str) -> Table:
@@ -186,11 +189,13 @@ def _pm(mean, std) -> str:
 def render_table(table: dict, link_runs: bool = True) -> str:
     """Markdown of a reproduction record (``reproduce.json``'s layout; rows without results say
     'not run'): the paper's columns, reported, reproduced best (mean ± std), the difference, the
-    final accuracy, the seeds and the runs' folder."""
+    final accuracy, the seeds, the rows' notes and the runs' folder (no reported and difference
+    columns for a table whose rows report nothing)."""
     notes = any(r.get("note") for r in table["rows"])
-    headers = list(table["columns"]) + ["reported (%)", "reproduced (%, mean ± std)", "difference (pp)",
-                                       "final (%, mean ± std)", "seeds"] + (["claim"] if notes else []) \
-        + (["runs"] if link_runs else [])
+    reported = any(r.get("reported") is not None for r in table["rows"])   # a table file's rows report nothing
+    headers = list(table["columns"]) + (["reported (%)"] if reported else []) + ["reproduced (%, mean ± std)"] \
+        + (["difference (pp)"] if reported else []) + ["final (%, mean ± std)", "seeds"] \
+        + (["the paper's claim"] if notes else []) + (["runs"] if link_runs else [])
     lines, prev = [], None
     for r in table["rows"]:
         cells = list(r["cells"])
@@ -210,7 +215,8 @@ def render_table(table: dict, link_runs: bool = True) -> str:
             diff = "–" if r.get("reported") is None else f"{100 * (res['best_acc_mean'] - r['reported']):+.2f}"
             final = _pm(res["final_acc_mean"], res["final_acc_std"])
             seeds = f"{res['runs']}" + (f" of {res['seeds_asked']}" if res["runs"] != res["seeds_asked"] else "")
-        row = cells + [rep, got, diff, final, seeds] + ([r.get("note") or ""] if notes else [])
+        row = cells + ([rep] if reported else []) + [got] + ([diff] if reported else []) + [final, seeds] \
+            + ([r.get("note") or ""] if notes else [])
         if link_runs:
             row.append(f"`{r['run_dir']}`" if r.get("run_dir") and res else "–")
         lines.append(row)

@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides applied to every row")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="runs per row (default 3, as the papers)")
     p.add_argument("--seed0", type=int, default=None, metavar="S", help="first seed (default: each recipe's train.seed)")
-    p.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="run only these rows (their keys)")
+    p.add_argument("--rows", default=None, metavar="ROW[,ROW...]", help="run only these rows (their keys, comma-separated)")
     p.add_argument("--out", metavar="DIR", help="folder of the runs (default: runs/reproduce-<table>-<time>)")
     p.add_argument("--list", action="store_true", help="list the tables and exit")
     p.set_defaults(func=run)
@@ -102,6 +102,7 @@ def run(args) -> int:
     table = load_table(args.table)
     rows = table.rows
     if args.rows:
+        args.rows = [k.strip() for k in args.rows.split(",") if k.strip()]
         unknown = sorted(set(args.rows) - {r.key for r in rows})
         if unknown:
             raise AnalysisError(f"--rows: no row {', '.join(unknown)} in {table.id}; rows: "
@@ -124,7 +125,7 @@ def run(args) -> int:
         records.append(rec)
     command = " ".join(["inflor", "reproduce", shlex.quote(args.table), "--seeds", str(args.seeds)]
                        + (["--seed0", str(args.seed0)] if args.seed0 is not None else [])
-                       + (["--rows", *args.rows] if args.rows else []) + [shlex.quote(o) for o in args.overrides]
+                       + (["--rows", ",".join(args.rows)] if args.rows else []) + [shlex.quote(o) for o in args.overrides]
                        + ["--out", shlex.quote(str(out))])
     record = {"format": "inflor-reproduction-v1", "table": table.id, "title": table.title, "columns": table.columns,
               "command": command, "seeds": args.seeds, "overrides": list(args.overrides),
