@@ -65,6 +65,9 @@ def test_two_stages_run_end_to_end(full, capsys):
     # the run directory reads like any run (compare, repeat)
     rec = run_record(full)
     assert rec["best_acc"] == pytest.approx(100 * main_s["best_test_acc"]) and len(rec["curve"]["epoch"]) == 2
+    # inflor analyze finds its main stage's checkpoint
+    from inflor.analysis.runs import find_checkpoint
+    assert find_checkpoint(full) == (full / "main" / "checkpoints" / "best.pt", full / "main")
     # a run made of stages is a warm-start source too: its main stage's last.pt
     from inflor.train.warmstart import resolve_init_checkpoint
     assert resolve_init_checkpoint(full) == full / "main" / "checkpoints" / "last.pt"
