@@ -97,3 +97,10 @@ def test_smoke_loads_init_weights_and_checks_them(source):
     assert res["loss"]["total"] == res["loss"]["total"]
     with pytest.raises(tr.RunError, match="first mismatch: 'features.0.conv.module.weight'"):
         tr.smoke_test(cfg(f"train.init_from={last}", "model.options.width=8"), out=None)
+
+
+def test_a_bad_source_is_refused_before_any_data_is_read(tmp_path):
+    c = load_config(None, ["data.name=cifar10", f"data.root={tmp_path}", f"train.init_from={tmp_path / 'nope.pt'}",
+                           "model.options={timesteps: 1, width: 4}", "train.progress=none", "train.tensorboard=false"])
+    with pytest.raises(CheckpointError, match="nope.pt does not exist"):     # not the missing CIFAR files
+        _setup(c, tmp_path / "run")

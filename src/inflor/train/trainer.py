@@ -492,6 +492,10 @@ class Trainer:
         seed_everything(t["seed"])
         info = static_dataset_info(cfg["data"]["name"], cfg["data"]["options"], root=cfg["data"]["root"])
         model = make_model(cfg, info)
+        self.init_info = None
+        warm = t["init_from"] and not self.resume     # a warm start: weights only (inflor.train.warmstart)
+        if warm:   # checked before any data is read
+            self.init_info = warmstart.load_init(model, t["init_from"])
 
         # data (may raise FileNotFoundError naming the missing files)
         from inflor.data import build_datasets
@@ -501,14 +505,13 @@ class Trainer:
                 (info.num_classes, tuple(info.input_shape), info.timesteps):
             seed_everything(t["seed"])
             model = make_model(cfg, self.info)
+            if warm:
+                self.init_info = warmstart.load_init(model, t["init_from"])
         self.model_name = model.model_name
         self.model_options = model.model_options
         apply_activation_checkpointing(model, t["activation_checkpointing"])
         self.model = model.to(self.device)
         self.n_params = sum(p.numel() for p in model.parameters())
-        self.init_info = None
-        if t["init_from"] and not self.resume:   # a warm start: weights only (inflor.train.warmstart)
-            self.init_info = warmstart.load_init(self.model, t["init_from"])
 
         self.optimizer = build_optimizer(self.model, cfg)
         self.schedule = EpochSchedule(self.optimizer, cfg["sched"]["name"], cfg["sched"]["epochs"] or t["epochs"],
