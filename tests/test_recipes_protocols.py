@@ -79,7 +79,8 @@ def test_every_paper_recipe_says_where_each_setting_comes_from():
     for name, cfg in PAPER.items():
         notes = cfg["paper"]["notes"]
         assert isinstance(notes, dict), name
-        want = {t for t in NOTE_TOPICS if t != "precision" or cfg["train"]["amp"]}
+        want = {t for t in NOTE_TOPICS if (t != "precision" or cfg["train"]["amp"])
+                and (t != "warm_start" or cfg["stages"])}
         assert set(notes) == want, (name, sorted(want ^ set(notes)))
         for topic, text in notes.items():
             assert SOURCE.search(text), (name, topic, text)             # a statement or the code
@@ -92,3 +93,30 @@ def test_imloss_epochs_follow_the_paper_with_the_code_named():
         assert cfg["train"]["epochs"] == 1000, name
         assert "epoch = 1000" in cfg["paper"]["notes"]["epochs"] or "CIFAR setting" in cfg["paper"]["notes"]["epochs"]
     assert "100 epochs" in RECIPES["imloss_tab1_c10_resnet19_im"]["paper"]["notes"]["epochs"]
+
+
+def test_warm_start_protocols_of_imloss_table1_and_recdis_none_rows():
+    """IM-Loss Sec. 5.1: every Table 1 model starts from a short IM-Loss training; RecDis Sec. 4.1:
+    the "None" rows from a short MPD-Loss training. No other recipe has stages."""
+    from inflor.train.stages import stage_configs
+
+    staged = {n for n, c in RECIPES.items() if c["stages"]}
+    imloss_t1 = {n for n, c in _of("IM-Loss").items() if str(c["paper"]["table"]) == "1"}
+    recdis_none = {n for n, c in _of("RecDis").items() if c["paper"]["row"].endswith(", None")}
+    assert len(imloss_t1) == 12 and len(recdis_none) == 2 and staged == imloss_t1 | recdis_none
+    for name in staged:
+        cfg = RECIPES[name]
+        (w, warm), (m, main_) = stage_configs(cfg, "OUT")
+        assert (w, m) == ("warmup", "main"), name
+        assert warm["train"]["epochs"] == 1 and warm["train"]["max_steps_per_epoch"] == 100, name
+        loss = "im" if name in imloss_t1 else "mpd"
+        assert warm["loss"][loss]["weight"] == 2.0, name
+        assert main_["train"]["init_from"] == "OUT/warmup/checkpoints/last.pt", name
+        # the main stage is the row exactly as the table states it; the warm-up changes only its loss and length
+        strip = lambda c: {k: v for k, v in c.items() if k not in ("name", "stages")}  # noqa: E731
+        row = strip(cfg)
+        assert {**strip(main_), "train": {**main_["train"], "init_from": None}} == row, name
+        changed = {k for k in row if strip(warm)[k] != row[k]}
+        assert "train" in changed and changed <= {"loss", "train"}, name
+        assert "100 iterations" in cfg["paper"]["notes"]["warm_start"], name
+    assert all(RECIPES[n]["loss"]["mpd"]["weight"] == 0 for n in recdis_none)

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["train", "eval", "analyze", "plot", "repeat", "compare"]
+COMMANDS = ["train", "eval", "analyze", "plot", "repeat", "compare", "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:

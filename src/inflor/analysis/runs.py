@@ -21,7 +21,7 @@ def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
     """``(checkpoint file, run directory or None)`` for a run directory or a checkpoint file.
 
     In a run directory ``which`` (``best`` or ``last``) is preferred and the other one used when
-    it is missing."""
+    it is missing; in the directory of a run made of stages, its main stage's."""
     p = Path(path)
     if which not in CHECKPOINT_NAMES:
         raise AnalysisError(f"--checkpoint must be one of {list(CHECKPOINT_NAMES)}, got {which!r}")
@@ -33,6 +33,8 @@ def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
         if run_dir is not None and not (run_dir / "config.yaml").exists():
             run_dir = None
         return p, run_dir
+    from ..train.stages import final_run_dir
+    p = final_run_dir(p)            # a run made of stages: its last (main) stage
     order = [which] + [n for n in CHECKPOINT_NAMES if n != which]
     for name in order:
         c = p / "checkpoints" / f"{name}.pt"

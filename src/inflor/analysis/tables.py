@@ -77,6 +77,8 @@ def run_record(run_dir, label: str | None = None) -> dict:
         raise AnalysisError(f"{d} is not a run directory (it does not exist or is a file)")
     summary = read_summary(d)
     metrics = read_metrics(d)
+    if metrics is None and summary.get("main_stage"):   # a run made of stages: its main stage's curve
+        metrics = read_metrics(d / summary["main_stage"])
     if not summary and not metrics and (d / "repeat.json").is_file():
         raise AnalysisError(f"{d} is an 'inflor repeat' folder (its table is {d / 'repeat.md'}); compare its "
                             f"runs with: inflor compare {d}/seed*")

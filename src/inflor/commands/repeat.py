@@ -46,6 +46,7 @@ def run(args) -> int:
     from ..analysis.runs import AnalysisError
     from ..analysis.tables import paper_label, repeat_markdown, repeat_summary, run_record
     from ..train.config import load_config, parse_overrides, set_key
+    from ..train.stages import has_checkpoint
     from ..train.trainer import RunError, run_training
 
     if args.seeds < 1:
@@ -76,7 +77,7 @@ def run(args) -> int:
         if _completed(run_dir, epochs) and not args.force:
             print(f"[{i + 1}/{args.seeds}] seed {seed}: completed earlier in {run_dir}, reused", flush=True)
         else:
-            resume = (run_dir / "checkpoints" / "last.pt").is_file()
+            resume = has_checkpoint(run_dir)
             if resume and args.force:
                 raise AnalysisError(f"--force: remove {run_dir} first")
             print(f"[{i + 1}/{args.seeds}] seed {seed} -> {run_dir}" + (" (resuming)" if resume else ""), flush=True)

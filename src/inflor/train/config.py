@@ -13,9 +13,11 @@ renders the same table)::
             mpd: {weight, terms, k_d, k_s, k_m},  im: {weight, form (paper|official), drop_first_last}
     esg:    enabled, k_min, k_max               (sets model.options.surrogate to ESG)
     train:  epochs, seed, deterministic, amp, amp_dtype, device, log_every, eval_every, save_every,
-            grad_clip, max_steps_per_epoch, stop_after_epochs, progress, tensorboard
+            grad_clip, max_steps_per_epoch, stop_after_epochs, progress, tensorboard, init_from
     paper:  name, table, row, reported_acc, reported_std, notes   (metadata only; notes may be a
             mapping {topic: where it comes from}, merged topic by topic through ``extends``)
+    stages: null, or {stage name: settings} run in order, each from the previous one's weights
+            (a warm-up, then the main training; ``inflor.train.stages``)
 
 A recipe may start with ``extends: <recipe name or relative path>``: the named recipe is loaded
 first and this one is merged over it (dicts merge key by key, everything else is replaced).
@@ -214,8 +216,9 @@ _open_dict.doc = "mapping (checked by the model / dataset)"
 #: The topics ``paper.notes`` may name, each with where that hyper-parameter comes from (the
 #: paper's statement, or the code followed where the paper is silent). Shipped paper recipes give
 #: every topic (``precision`` only where they use AMP); tests/test_recipes_provenance.py checks it.
+#: ``warm_start`` only where the recipe has ``stages`` (where its starting weights come from).
 NOTE_TOPICS = ("network", "neuron", "surrogate", "norm", "loss", "timesteps", "optimizer", "schedule",
-               "epochs", "batch", "augmentation", "data", "split", "seed", "precision")
+               "epochs", "batch", "augmentation", "data", "split", "seed", "warm_start", "precision")
 
 
 def _notes(key, v):
@@ -234,6 +237,43 @@ def _notes(key, v):
 
 
 _notes.doc = "string, mapping of topic: text, or null"
+
+#: What a stage of ``stages`` may set: the sections of a run (not its name, paper or stages).
+STAGE_SECTIONS = ("model", "data", "optim", "sched", "loss", "esg", "train")
+#: Folders of a run directory that a stage (a sub-directory) may not be named after.
+RESERVED_STAGE_NAMES = ("checkpoints", "tb", "snapshots", "analysis")
+
+
+def _stages(key, v):
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not v:
+        raise ConfigError(f"'{key}' must be null or a mapping of stage name: settings, in the order the stages "
+                          f"run, e.g. {{warmup: {{train: {{epochs: 1}}, loss: {{im: {{weight: 2}}}}}}, main: {{}}}}; "
+                          f"got {_fmt(v)}")
+    out = {}
+    for name, over in v.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) \
+                or name in RESERVED_STAGE_NAMES:
+            raise ConfigError(f"stage name {name!r} in '{key}' must be letters, digits, '_' or '-' (it names the "
+                              f"stage's sub-directory of the run) and not one of {', '.join(RESERVED_STAGE_NAMES)}")
+        over = {} if over is None else over
+        if not isinstance(over, dict):
+            raise ConfigError(f"'{key}.{name}' must be a mapping of settings (sections {', '.join(STAGE_SECTIONS)}), "
+                              f"got {_fmt(over)}")
+        for section in over:
+            if section not in STAGE_SECTIONS:
+                raise ConfigError(f"'{key}.{name}.{section}': a stage may set {', '.join(STAGE_SECTIONS)}; "
+                                  f"{section!r} belongs to the whole recipe")
+        try:
+            _check_tree(over, "", {})
+        except ConfigError as e:
+            raise ConfigError(f"'{key}.{name}': {e}") from None
+        out[name] = copy.deepcopy(over)
+    return out
+
+
+_stages.doc = "null or {stage: settings, ...} (in order)"
 
 #: Sections whose content is free-form here and checked by the component that consumes it.
 OPEN_SECTIONS = ("model.options", "data.options")
@@ -308,6 +348,9 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "train.snapshots": (None, _snapshots, "record per-layer membrane statistics into OUT/snapshots at these "
                                           "epochs (0 = before training), e.g. '0,1,last'; docs/analysis.md"),
     "train.snapshot_batches": (10, _integer(1, optional=True), "test batches per snapshot (null: the whole test set)"),
+    "train.init_from": (None, _string(), "a checkpoint file, or a run directory (its checkpoints/last.pt), whose "
+                                         "model weights start this run: weights only, matched by name and shape; "
+                                         "OUT/init.json holds their test evaluation before training"),
 
     "paper.name": (None, _string(), "paper the recipe reproduces"),
     "paper.table": (None, _table, "table number"),
@@ -316,6 +359,10 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "paper.reported_std": (None, _number(0, 1, optional=True), "reported standard deviation (fraction)"),
     "paper.notes": (None, _notes, "where each hyper-parameter comes from: text, or {topic: text} over "
                                   "network, neuron, ..., seed (config.NOTE_TOPICS); recipes merge it by topic"),
+
+    "stages": (None, _stages, "a protocol of several trainings run in order into OUT/<stage>, each a set of "
+                              "overrides of this recipe, each after the first starting from the weights of the "
+                              "one before (train.init_from); docs/training.md"),
 }
 
 #: Keys that do not change what a run computes; on --resume they may differ from the saved run.
@@ -435,6 +482,9 @@ def validate_config(cfg: dict) -> dict:
     dev = out["train"]["device"]
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", dev):
         raise ConfigError(f"invalid value {dev!r} for 'train.device'; valid choices: auto, cpu, cuda, cuda:N")
+    if out["stages"]:
+        from .stages import stage_configs
+        stage_configs(out)          # every stage's own config is valid too
     return out
 
 
@@ -481,10 +531,29 @@ def _check_override_key(key: str) -> None:
     raise ConfigError(f"unknown key '{key}'")  # pragma: no cover
 
 
+def _check_stage_override(cfg: dict, key: str) -> None:
+    """``stages.NAME.section.key``: NAME must be a stage of the recipe, the rest a stage setting."""
+    parts = key.split(".")
+    stages = cfg.get("stages") if isinstance(cfg.get("stages"), dict) else {}
+    if not stages:
+        raise ConfigError(f"override '{key}': this recipe has no stages")
+    if parts[1] not in stages:
+        hint = difflib.get_close_matches(parts[1], list(stages), n=1)
+        raise ConfigError(f"override '{key}': no stage {parts[1]!r}; the recipe's stages are "
+                          f"{', '.join(stages)}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    if len(parts) > 2:
+        if parts[2] not in STAGE_SECTIONS:
+            raise ConfigError(f"override '{key}': a stage may set {', '.join(STAGE_SECTIONS)}, not {parts[2]!r}")
+        _check_override_key(".".join(parts[2:]))
+
+
 def apply_overrides(cfg: dict, overrides: list[tuple[str, Any]]) -> dict:
     out = copy.deepcopy(cfg)
     for key, value in overrides:
-        _check_override_key(key)
+        if key.startswith("stages."):
+            _check_stage_override(out, key)
+        else:
+            _check_override_key(key)
         set_key(out, key, value)
     return out
 
@@ -549,15 +618,23 @@ def load_config(recipe: str | None = None, overrides: list[str] | None = None) -
     return validate_config(raw)
 
 
+def _ignored(path: str, ignore: tuple) -> bool:
+    """``path`` is one of ``ignore`` (or under one), also as a stage's setting (``stages.NAME.<key>``)."""
+    plain = re.sub(r"^stages\.[^.]+\.", "", path)
+    return any(p == i or p.startswith(i + ".") for p in {path, plain} for i in ignore)
+
+
 def config_diff(a: dict, b: dict, ignore: tuple = RUNTIME_KEYS) -> list[str]:
     """Dotted keys whose values differ between two resolved configs (``ignore`` left out)."""
     out = []
 
     def walk(x, y, path):
+        if isinstance(x, dict) and y is None or x is None and isinstance(y, dict):
+            x, y = x or {}, y or {}      # a section one side leaves out (a stage's): its keys compared one by one
         if isinstance(x, dict) and isinstance(y, dict):
             for k in list(dict.fromkeys([*x, *y])):
                 walk(x.get(k), y.get(k), f"{path}.{k}" if path else k)
-        elif x != y and path not in ignore and not any(path.startswith(i + ".") for i in ignore):
+        elif x != y and not _ignored(path, ignore):
             out.append(f"{path}: {x!r} -> {y!r}")
     walk(a, b, "")
     return out

@@ -45,7 +45,22 @@ def _settings(cfg: dict) -> str:
         parts.append("ESG")
     o = cfg["optim"]
     parts.append(f"{o['name']} lr {o['lr']:g}, {cfg['train']['epochs']} ep, batch {cfg['data']['batch_size']}")
+    if cfg.get("stages"):
+        parts.append(_stages_text(cfg))
     return ", ".join(parts)
+
+
+def _stages_text(cfg: dict) -> str:
+    """``after warmup (100 steps, IM×2)``: the stages before the last, each with its length and losses."""
+    from .stages import stage_configs
+
+    bits = []
+    for name, c in stage_configs(cfg)[:-1]:
+        t = c["train"]
+        length = f"{t['epochs'] * t['max_steps_per_epoch']} steps" if t["max_steps_per_epoch"] else f"{t['epochs']} ep"
+        losses = [f"{k.upper()}×{c['loss'][k]['weight']:g}" for k in ("mpd", "im") if c["loss"][k]["weight"] > 0]
+        bits.append(f"{name} ({', '.join([length] + losses)})")
+    return "from the weights of " + " then ".join(bits)
 
 
 def _grouped() -> tuple[list, list]:
@@ -83,7 +98,9 @@ def render() -> str:
         "papers' tables, plus `default`. Each names its paper, table, row and reported top-1 accuracy under "
         "`paper:`, and `paper.notes` says, topic by topic, where every hyper-parameter comes from (the paper's "
         "statement or, where the paper is silent, the code followed); each paper's section ends with those "
-        "notes. Batch sizes are global (divided among `torchrun` processes).",
+        "notes. Batch sizes are global (divided among `torchrun` processes). Recipes whose paper warm-starts "
+        "its models run that protocol as `stages` (a short warm-up, then the row's training from its "
+        "weights; [training.md](training.md#warm-starts-and-stages)).",
         "",
         "Run one with `inflor train -c NAME` (add `data.root=DIR` for the dataset folder, `--out DIR` for "
         "the run directory). Check one without data or GPU first with `inflor train -c NAME --smoke` "

@@ -45,6 +45,7 @@ from inflor.neuron import BaseNode, collect_stats, set_record_stats
 from inflor.surrogate import ESG
 
 from . import checkpoint as ckpt_mod
+from . import warmstart
 from .config import ConfigError, dump_config, effective_model_options
 from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed,
                           per_process_batch)
@@ -337,9 +338,16 @@ def check_model_name(cfg: dict) -> None:
 
 # --------------------------------------------------------------------------- smoke test
 def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, device: str | None = None,
-               out=print) -> dict:
+               out=print, init_state: dict | None = None) -> dict:
     """Build everything of a run (model, optimizer, schedule, loss) and do one forward + backward +
-    step on a random batch of the dataset's shape. Needs no dataset files. Returns timings."""
+    step on a random batch of the dataset's shape. Needs no dataset files. Returns timings.
+
+    The weights of ``train.init_from`` are loaded when that file exists, or ``init_state`` (a
+    state dict) when given; a recipe with ``stages`` smoke-tests each stage from the weights the
+    one before it left (``inflor.train.stages.smoke_stages``)."""
+    if cfg.get("stages"):
+        from .stages import smoke_stages
+        return smoke_stages(cfg, batch_size=batch_size, image_size=image_size, device=device, out=out)
     t0 = time.perf_counter()
     check_model_name(cfg)
     check_data_config(cfg)
@@ -352,6 +360,13 @@ def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, de
                           timesteps=info.timesteps)
     seed_everything(cfg["train"]["seed"])
     model = make_model(cfg, info)
+    try:
+        if init_state is not None:
+            warmstart.load_weights(model, init_state, "the previous stage's weights")
+        elif cfg["train"]["init_from"]:
+            warmstart.load_init(model, cfg["train"]["init_from"])
+    except ckpt_mod.CheckpointError as e:
+        raise RunError(str(e)) from None
     apply_activation_checkpointing(model, cfg["train"]["activation_checkpointing"])
     model.to(dev).train()
     opt = build_optimizer(model, cfg)
@@ -388,7 +403,7 @@ def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, de
     res = {"name": cfg.get("name"), "model": cfg["model"]["name"], "params": n_params,
            "input_shape": list(shape), "logits_shape": list(logits.shape), "lr": lr,
            "loss": {k: float(v.detach()) for k, v in parts.items()}, "build_s": t_build, "forward_s": t2 - t1,
-           "backward_s": t3 - t2, "step_s": t4 - t3, "device": str(dev)}
+           "backward_s": t3 - t2, "step_s": t4 - t3, "device": str(dev), "model_state": model.state_dict()}
     if out is not None:
         out(f"smoke OK: {res['name'] or '-'}: {res['model']} ({n_params / 1e6:.2f} M params) on {dev}, "
             f"input {tuple(shape)} -> logits {tuple(logits.shape)}, loss {res['loss']['total']:.4f} "
@@ -477,6 +492,10 @@ class Trainer:
         seed_everything(t["seed"])
         info = static_dataset_info(cfg["data"]["name"], cfg["data"]["options"], root=cfg["data"]["root"])
         model = make_model(cfg, info)
+        self.init_info = None
+        warm = t["init_from"] and not self.resume     # a warm start: weights only (inflor.train.warmstart)
+        if warm:   # checked before any data is read
+            self.init_info = warmstart.load_init(model, t["init_from"])
 
         # data (may raise FileNotFoundError naming the missing files)
         from inflor.data import build_datasets
@@ -486,6 +505,8 @@ class Trainer:
                 (info.num_classes, tuple(info.input_shape), info.timesteps):
             seed_everything(t["seed"])
             model = make_model(cfg, self.info)
+            if warm:
+                self.init_info = warmstart.load_init(model, t["init_from"])
         self.model_name = model.model_name
         self.model_options = model.model_options
         apply_activation_checkpointing(model, t["activation_checkpointing"])
@@ -534,6 +555,8 @@ class Trainer:
                 gstep = self.start_epoch * self._steps_per_epoch()
                 self.tb_steps = SummaryWriter(str(self.out / "tb" / "steps"), purge_step=gstep + 1)
         barrier(self.dist)
+        if self.init_info is not None:
+            self.init_info = warmstart.evaluate_init(self)
 
     def _steps_per_epoch(self) -> int:
         n = len(self.train_loader)
@@ -834,7 +857,11 @@ def write_metrics_csv(path: Path, rows: list[dict]) -> None:
 
 
 def run_training(cfg: dict, out_dir, resume: bool = False, callbacks=(), log=None) -> dict:
-    """Set up and run a ``Trainer``; always tears the process group down."""
+    """Set up and run a ``Trainer`` (each stage's in turn for a recipe with ``stages``); always
+    tears the process group down."""
+    if cfg.get("stages"):
+        from .stages import run_stages
+        return run_stages(cfg, out_dir, resume=resume, callbacks=callbacks, log=log)
     tr = Trainer(cfg, out_dir, resume=resume, callbacks=callbacks, log=log)
     finished = False
     try:
