@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import AnalysisError  # noqa: F401  (defined with the other user errors; re-exported here)
+
 CHECKPOINT_NAMES = ("best", "last")
-
-
-class AnalysisError(RuntimeError):
-    """A user-facing problem: the message says what is wrong and what to do."""
 
 
 def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
@@ -133,26 +131,15 @@ def accuracy_column(metrics: dict, prefer=("test_acc", "test_acc1", "test_top1",
 
 
 def report_errors(prog: str):
-    """Decorator for a command's ``func(args)``: a user-facing error prints ``prog: error: ...`` on
-    stderr and returns exit status 1 instead of a traceback."""
+    """Decorator for a command's ``func(args)``: the same handling as the ``inflor`` command line
+    gives every command (``inflor.errors.run_command``). Kept for code that imported it from here."""
     import functools
-    import sys
+
+    from ..errors import run_command
 
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(args):
-            try:
-                from ..train.config import ConfigError
-            except ImportError:  # pragma: no cover - the trainer is part of the package
-                ConfigError = AnalysisError
-            try:
-                return fn(args)
-            except (AnalysisError, ConfigError, FileNotFoundError, NotADirectoryError) as e:
-                msg = str(e)
-            except KeyboardInterrupt:
-                print(f"{prog}: interrupted", file=sys.stderr)
-                return 130
-            print(f"{prog}: error: {msg}", file=sys.stderr)
-            return 1
+            return run_command(prog, fn, args, debug=getattr(args, "debug", False))
         return wrapper
     return deco

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..analysis.runs import report_errors
-
 PROG = "inflor analyze"
 
 
@@ -84,7 +82,6 @@ def _check_fits(model, loader, device, ckpt_path, data_name) -> None:
                             f"({first[:300]}); pass the dataset it was trained on with --data") from None
 
 
-@report_errors(PROG)
 def run(args) -> int:
     from ..analysis.report import analyze
     from ..analysis.runs import (AnalysisError, build_test_loader, find_checkpoint, load_model, read_config_text,

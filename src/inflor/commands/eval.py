@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 
@@ -30,11 +29,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE")
     p.set_defaults(func=run)
     return p
-
-
-def _err(msg: str, code: int) -> int:
-    print(f"inflor eval: error: {msg}", file=sys.stderr, flush=True)
-    return code
 
 
 def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=None, device=None) -> dict:
@@ -80,16 +74,8 @@ def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=Non
 
 
 def run(args) -> int:
-    from inflor.train.checkpoint import CheckpointError
-    from inflor.train.config import ConfigError
-
-    try:
-        res = evaluate_checkpoint(args.checkpoint, args.overrides, data=args.data, root=args.root,
-                                  batch_size=args.batch_size, device=args.device)
-    except ConfigError as e:
-        return _err(str(e), 2)
-    except (CheckpointError, FileNotFoundError) as e:
-        return _err(str(e), 1)
+    res = evaluate_checkpoint(args.checkpoint, args.overrides, data=args.data, root=args.root,
+                              batch_size=args.batch_size, device=args.device)
     text = json.dumps(res, indent=2)
     if args.output:
         with open(args.output, "w") as f:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from inflor.errors import NonFiniteLossError, RunError  # noqa: F401  (re-exported: old import path)
 from inflor.losses import TASK_LOSSES, im_loss, im_loss_official, mpd_loss
 from inflor.neuron import BaseNode, collect_stats, set_record_stats
 from inflor.surrogate import ESG
@@ -54,14 +55,6 @@ __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELD
 
 METRIC_FIELDS = ["epoch", "train_loss", "task_loss", "mpd_loss", "im_loss", "train_acc", "test_loss",
                  "test_acc", "lr", "spike_rate", "esg_k", "epoch_time"]
-
-
-class RunError(RuntimeError):
-    """A user-facing problem that stops a run (printed without a traceback by the CLI)."""
-
-
-class NonFiniteLossError(RunError):
-    """A loss term became NaN or infinite."""
 
 
 class StopRun(Exception):
