@@ -7,6 +7,7 @@ missing) raises ``AnalysisError`` with a message meant to be printed as is.
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -92,14 +93,27 @@ def read_config_text(run_dir) -> str | None:
     return p.read_text(encoding="utf-8") if p.is_file() else None
 
 
+def read_json(path, what: str) -> dict:
+    """The JSON object in ``path``; a damaged file raises ``AnalysisError`` naming it (``what``
+    says which file it should be)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise AnalysisError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}): the file "
+                            f"is damaged or half-written; expected {what}") from None
+    except UnicodeDecodeError:
+        raise AnalysisError(f"{path} is not a text file (not UTF-8); expected {what}") from None
+    if not isinstance(doc, dict):
+        raise AnalysisError(f"{path} holds a JSON {type(doc).__name__}, not an object; expected {what}")
+    return doc
+
+
 def read_summary(run_dir) -> dict:
+    """``summary.json`` of a run (``{}`` when there is none; a damaged one raises AnalysisError)."""
     p = Path(run_dir) / "summary.json"
     if not p.is_file():
         return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return {}
+    return read_json(p, "the summary.json that inflor train writes")
 
 
 def as_percent(values) -> list:
@@ -114,7 +128,11 @@ def read_metrics(run_dir) -> dict | None:
     p = Path(run_dir) / "metrics.csv"
     if not p.is_file():
         return None
-    cols = _read(p)
+    try:
+        cols = _read(p)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise AnalysisError(f"cannot read {p} ({type(e).__name__}: {e}); expected the metrics.csv that inflor "
+                            f"train writes (a header line, then one row per epoch)") from None
     return cols or None
 
 

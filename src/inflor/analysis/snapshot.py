@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_write
+
 SNAPSHOT_DIR = "snapshots"
 FORMAT = "inflor-snapshot-v1"
 
@@ -110,12 +112,8 @@ def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batche
     doc = {"format": FORMAT, "epoch": int(epoch), "samples": res["samples"], "batches": res["batches"],
            "accuracy": res["accuracy"], "layers": res["layers"], "hist_spec": res["hist_spec"],
            "histograms": res["histograms"]}
-    path = snapshot_path(run_dir, epoch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(snapshot_path(run_dir, epoch), lambda f: f.write(json.dumps(doc).encode("utf-8")),
+                        fsync=False)
 
 
 def check_spec(spec) -> str | None:
@@ -127,17 +125,24 @@ def check_spec(spec) -> str | None:
     return spec
 
 
+SNAPSHOT_KEYS = ("epoch", "layers", "hist_spec", "histograms")
+
+
 def load_snapshots(run_dir) -> list[dict]:
-    """All snapshots of a run, sorted by epoch (``[]`` if there are none)."""
+    """All snapshots of a run, sorted by epoch (``[]`` if there are none). A damaged snapshot file
+    raises ``AnalysisError`` naming it (none is skipped silently)."""
+    from .runs import AnalysisError, read_json
+
     d = Path(run_dir) / SNAPSHOT_DIR
     docs = []
+    expected = f"a snapshot written by inflor train (format {FORMAT!r} with {', '.join(SNAPSHOT_KEYS)})"
     for p in sorted(d.glob("epoch_*.json")) if d.is_dir() else []:
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            continue
-        if doc.get("format") == FORMAT:
-            docs.append(doc)
+        doc = read_json(p, expected)
+        missing = [k for k in SNAPSHOT_KEYS if k not in doc]
+        if doc.get("format") != FORMAT or missing:
+            raise AnalysisError(f"{p} is not a usable snapshot (format {doc.get('format')!r}"
+                                + (f", missing {', '.join(missing)}" if missing else "") + f"); expected {expected}")
+        docs.append(doc)
     return sorted(docs, key=lambda d: d["epoch"])
 
 

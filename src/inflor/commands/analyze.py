@@ -99,6 +99,9 @@ def run(args) -> int:
         raise AnalysisError(f"--hist-range needs LO < HI, got {args.hist_range}")
     ckpt_path, run_dir = find_checkpoint(args.path, args.checkpoint)
     model, ckpt = load_model(ckpt_path)
+    if run_dir is not None:   # read every input before anything is written: a damaged file stops here
+        from ..analysis.snapshot import load_snapshots
+        load_snapshots(run_dir)
     try:
         select_layers(model, args.layers)
         if args.hist_layers:
