@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inflor {__version__}")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.command_parsers = sub.choices       # name (and alias) -> the command's parser
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"inflor.commands.{name}")
@@ -45,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(getattr(args, "overrides", None), list) and all(
                 "=" in e and not e.startswith("-") for e in extra):
             args.overrides += extra
-        else:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        else:   # "inflor train: error: ...", as every other error of the command
+            parser.command_parsers.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -99,7 +99,7 @@ def read_json(path, what: str) -> dict:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise AnalysisError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}): the file "
+        raise AnalysisError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}, column {e.colno}): the file "
                             f"is damaged or half-written; expected {what}") from None
     except UnicodeDecodeError:
         raise AnalysisError(f"{path} is not a text file (not UTF-8); expected {what}") from None

@@ -20,7 +20,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                "data.test_batch_size=256, data.options.size=48.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoint written by inflor train (last.pt / best.pt)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the saved data.* settings")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides of the saved data.* settings")
     p.add_argument("--data", metavar="NAME", help="evaluate on another dataset of the same shape (data.name)")
     p.add_argument("--root", metavar="DIR", help="dataset folder (data.root)")
     p.add_argument("--batch-size", type=int, metavar="N", help="evaluation batch size")

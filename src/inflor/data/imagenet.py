@@ -39,15 +39,17 @@ def _missing(root: Path, why: str) -> DataNotFoundError:
 def load_image(path: str):
     """An RGB PIL image; a file PIL cannot read (truncated, not an image) raises ``DataError``
     naming it (torchvision's default loader would raise PIL's own error from inside a batch)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with open(path, "rb") as f, Image.open(f) as img:
             return img.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         first = (str(e).strip().splitlines() or [""])[0]
-        raise DataError(f"cannot read image {path} ({type(e).__name__}: {first}); expected an image file "
-                        f"PIL can open (JPEG, PNG, ...): replace or remove it") from None
+        why = "PIL cannot identify it as an image" if isinstance(e, UnidentifiedImageError) else \
+            f"{type(e).__name__}: {first}"
+        raise DataError(f"cannot read image {path} ({why}); expected an image file PIL can open (JPEG, "
+                        f"PNG, ...): replace or remove it") from None
 
 
 def build_imagenet(root=None, *, image_size: int = 224, augment: bool = True,
@@ -72,11 +74,14 @@ def build_imagenet(root=None, *, image_size: int = 224, augment: bool = True,
         train_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size)] + tail)
     val_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size)] + tail)
 
-    try:
-        train = datasets.ImageFolder(str(root / "train"), transform=train_tf, loader=load_image)
-        val = datasets.ImageFolder(str(root / "val"), transform=val_tf, loader=load_image)
-    except FileNotFoundError as exc:  # a class folder without any image file
-        raise _missing(root, str(exc)) from exc
+    splits = {}
+    for split, tf in (("train", train_tf), ("val", val_tf)):
+        try:
+            splits[split] = datasets.ImageFolder(str(root / split), transform=tf, loader=load_image)
+        except FileNotFoundError as exc:  # a class folder without any image file
+            raise DataError(f"{root / split}: {str(exc).rstrip('.')}; every class folder needs at least one "
+                            f"image: add its images or remove the folder") from None
+    train, val = splits["train"], splits["val"]
     if train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))[:5]
         only_val = sorted(set(val.classes) - set(train.classes))[:5]

@@ -44,13 +44,17 @@ def _why(e: BaseException) -> str:
 
 def _read_arrays(file: Path) -> dict:
     """The four arrays of ``file``; a file that is not a complete .npz becomes a DataError."""
+    with open(file, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise DataError(f"{file} holds a single array (a .npy file), not an .npz archive; {EXPECTED}")
+    if not magic.startswith(b"PK"):
+        what = "is empty" if not magic else "is not a zip archive, which every .npz is"
+        raise DataError(f"cannot read {file}: the file {what}; {EXPECTED}")
     try:
         data = np.load(file, allow_pickle=False)
     except _READ_ERRORS as e:
-        raise DataError(f"cannot read {file} ({_why(e)}); the file is truncated, empty or not an .npz; "
-                        f"{EXPECTED}") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise DataError(f"{file} holds a single array (a .npy file), not an .npz archive; {EXPECTED}")
+        raise DataError(f"cannot read {file} ({_why(e)}); the file is truncated or damaged; {EXPECTED}") from None
     with data:
         missing = [k for k in REQUIRED_KEYS if k not in data.files]
         if missing:
@@ -67,6 +71,8 @@ def _read_arrays(file: Path) -> dict:
 
 
 def _check_images(file: Path, name: str, x: np.ndarray) -> np.ndarray:
+    if len(x) == 0:
+        raise DataError(f"{file}: '{name}' holds no images (shape {list(x.shape)})")
     if x.dtype != np.uint8:
         raise DataError(f"{file}: '{name}' must have dtype uint8 (pixel values 0..255), got {x.dtype}")
     if x.ndim == 3:
@@ -75,8 +81,6 @@ def _check_images(file: Path, name: str, x: np.ndarray) -> np.ndarray:
         raise DataError(f"{file}: '{name}' must have shape [N, H, W] or [N, H, W, C], got {list(x.shape)}")
     if min(x.shape[1:]) < 1:
         raise DataError(f"{file}: '{name}' has an empty image dimension: shape {list(x.shape)}")
-    if len(x) == 0:
-        raise DataError(f"{file}: '{name}' holds no images (shape {list(x.shape)})")
     return x
 
 

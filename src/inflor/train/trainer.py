@@ -533,9 +533,12 @@ class Trainer:
         path = self.ckpt_dir / "last.pt"
         ck = ckpt_mod.load_checkpoint(path, map_location="cpu")
         if ck["model_name"] != self.model_name or ck["model_options"] != self.model_options:
+            saved, built = ck["model_options"], self.model_options
+            diff = ", ".join(f"{k}={saved.get(k)!r} (this run: {built.get(k)!r})"
+                             for k in dict.fromkeys([*saved, *built]) if saved.get(k) != built.get(k))
             raise ckpt_mod.CheckpointError(
-                f"{path} was saved from model {ck['model_name']!r} with options {ck['model_options']}, "
-                f"but this run builds {self.model_name!r} with {self.model_options}")
+                f"{path} was saved from another model: {ck['model_name']!r} with {diff or 'the same options'}"
+                + (f", this run builds {self.model_name!r}" if ck["model_name"] != self.model_name else ""))
         ckpt_mod.load_model_state(self.model, ck, str(path))
         self.optimizer.load_state_dict(ck["optimizer"])
         self.schedule.load_state_dict(ck["scheduler"])
@@ -647,6 +650,7 @@ class Trainer:
             self.callbacks.insert(0, snap)
         epoch = self.start_epoch
         self._unsaved = None      # the last finished epoch's checkpoint when save_every skipped it
+        self.saved_epoch = self.start_epoch      # the epoch last.pt holds
         with Interrupts() as interrupts:
             try:
                 for epoch in range(self.start_epoch, epochs):
@@ -714,7 +718,8 @@ class Trainer:
         failure = None
         if isinstance(e, (CheckpointError, OSError)):   # a full disk, a lost mount
             what = message(e) if isinstance(e, CheckpointError) else f"cannot write to {self.out} ({e})"
-            failure = RunError(f"{what}; the run stopped after epoch {done}; {resume}")
+            failure = RunError(f"{what}; the run stopped in epoch {done}, its last checkpoint holds epoch "
+                               f"{self.saved_epoch}; {resume}")
         elif not isinstance(e, InflorError) and (lost := peer_failure(e, self.dist)) is not None:
             failure = RunError(f"process {self.dist.rank} of {self.dist.world_size}: another process of the "
                                f"distributed run stopped or lost its connection ({lost}); stopped after epoch "
@@ -739,6 +744,7 @@ class Trainer:
         """Write the last finished epoch's checkpoint if ``train.save_every`` skipped it."""
         if self._unsaved is not None and self.dist.is_main:
             ckpt_mod.save_checkpoint(self._unsaved, self.ckpt_dir / "last.pt")
+            self.saved_epoch = len(self.metrics)
         self._unsaved = None
 
     def _epoch_outputs(self, row: dict, epoch: int, improved: bool, last: bool, t_start: float) -> None:
@@ -768,7 +774,7 @@ class Trainer:
                 if improved:
                     ckpt_mod.save_checkpoint(state, self.ckpt_dir / "best.pt")
                 ckpt_mod.save_checkpoint(state, self.ckpt_dir / "last.pt")
-                self._unsaved = None
+                self._unsaved, self.saved_epoch = None, epoch + 1
             else:   # kept (serialised) so that an interrupt can still save this epoch
                 self._unsaved = ckpt_mod.checkpoint_bytes(state)
         barrier(self.dist)
