@@ -471,7 +471,7 @@ def test_cli_errors_end_to_end(tmp_path):
         p = subprocess.run([sys.executable, "-m", "inflor", "train", "data.name=npz", f"data.options.path={path}"],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
         assert p.returncode == 1, p.stderr
-        assert p.stderr.count("\n") == 1 and p.stderr.startswith(f"inflor train: error: "), p.stderr
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith("inflor train: error: "), p.stderr
         assert path in p.stderr and "Traceback" not in p.stderr
 
 
