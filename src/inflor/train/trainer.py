@@ -534,11 +534,13 @@ class Trainer:
         ck = ckpt_mod.load_checkpoint(path, map_location="cpu")
         if ck["model_name"] != self.model_name or ck["model_options"] != self.model_options:
             saved, built = ck["model_options"], self.model_options
-            diff = ", ".join(f"{k}={saved.get(k)!r} (this run: {built.get(k)!r})"
-                             for k in dict.fromkeys([*saved, *built]) if saved.get(k) != built.get(k))
+            keys = [k for k in dict.fromkeys([*saved, *built]) if saved.get(k) != built.get(k)]
+
+            def options(o: dict) -> str:   # only the options that differ
+                return ", ".join(f"{k}={o.get(k)!r}" for k in keys) or "the same options"
             raise ckpt_mod.CheckpointError(
-                f"{path} was saved from another model: {ck['model_name']!r} with {diff or 'the same options'}"
-                + (f", this run builds {self.model_name!r}" if ck["model_name"] != self.model_name else ""))
+                f"{path} was saved from model {ck['model_name']!r} with {options(saved)}, but this run builds "
+                f"{self.model_name!r} with {options(built)}")
         ckpt_mod.load_model_state(self.model, ck, str(path))
         self.optimizer.load_state_dict(ck["optimizer"])
         self.schedule.load_state_dict(ck["scheduler"])
@@ -631,6 +633,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def fit(self) -> dict:
+        """Train from ``start_epoch`` to ``train.epochs``; returns the summary. SIGINT and SIGTERM
+        end the run at a consistent point (``inflor.train.interrupts``)."""
+        with Interrupts() as self._interrupts:
+            return self._fit()
+
+    def _fit(self) -> dict:
         cfg, t = self.cfg, self.cfg["train"]
         self.progress = _progress_mode(cfg) if self.dist.is_main else "none"
         epochs = t["epochs"]
@@ -651,44 +659,44 @@ class Trainer:
         epoch = self.start_epoch
         self._unsaved = None      # the last finished epoch's checkpoint when save_every skipped it
         self.saved_epoch = self.start_epoch      # the epoch last.pt holds
-        with Interrupts() as interrupts:
-            try:
-                for epoch in range(self.start_epoch, epochs):
-                    if stop_after is not None and epoch >= stop_after:
-                        self.status = "stopped"
-                        break
-                    te = time.perf_counter()
-                    self._seed_epoch(epoch)
-                    lr = self.schedule.set_epoch(epoch)
-                    k = None
-                    for m in esgs:
-                        k = m.set_epoch(epoch, epochs)
-                    res = self.train_epoch(epoch)
-                    last = epoch == epochs - 1
-                    test = self.evaluate() if ((epoch + 1) % t["eval_every"] == 0 or last) else None
-                    row = {"epoch": epoch + 1, "train_loss": res.loss, "task_loss": res.task, "mpd_loss": res.mpd,
-                           "im_loss": res.im, "train_acc": res.acc,
-                           "test_loss": test["loss"] if test else None, "test_acc": test["acc"] if test else None,
-                           "lr": lr, "spike_rate": test["spike_rate"] if test else None, "esg_k": k,
-                           "epoch_time": time.perf_counter() - te}
-                    with interrupts.deferred():   # a signal waits until the epoch is recorded and saved
-                        improved = test is not None and (self.best_acc is None or test["acc"] > self.best_acc)
-                        if improved:
-                            self.best_acc, self.best_epoch = test["acc"], epoch + 1
-                        self.metrics.append(row)
-                        self._epoch_outputs(row, epoch, improved, last, t_start)
-                    for cb in self.callbacks:
-                        cb(self, epoch, row)
-                else:
-                    self.status = "completed"
-            except StopRun:
-                self.status = "stopped"
-            except BaseException as e:
-                with interrupts.deferred():   # a second signal must not cut the final writes short
-                    failure = self._record_failure(e, t_start)
-                    if failure is None:
-                        raise
-                    raise failure from e
+        interrupts = self._interrupts
+        try:
+            for epoch in range(self.start_epoch, epochs):
+                if stop_after is not None and epoch >= stop_after:
+                    self.status = "stopped"
+                    break
+                te = time.perf_counter()
+                self._seed_epoch(epoch)
+                lr = self.schedule.set_epoch(epoch)
+                k = None
+                for m in esgs:
+                    k = m.set_epoch(epoch, epochs)
+                res = self.train_epoch(epoch)
+                last = epoch == epochs - 1
+                test = self.evaluate() if ((epoch + 1) % t["eval_every"] == 0 or last) else None
+                row = {"epoch": epoch + 1, "train_loss": res.loss, "task_loss": res.task, "mpd_loss": res.mpd,
+                       "im_loss": res.im, "train_acc": res.acc,
+                       "test_loss": test["loss"] if test else None, "test_acc": test["acc"] if test else None,
+                       "lr": lr, "spike_rate": test["spike_rate"] if test else None, "esg_k": k,
+                       "epoch_time": time.perf_counter() - te}
+                with interrupts.deferred():   # a signal waits until the epoch is recorded and saved
+                    improved = test is not None and (self.best_acc is None or test["acc"] > self.best_acc)
+                    if improved:
+                        self.best_acc, self.best_epoch = test["acc"], epoch + 1
+                    self.metrics.append(row)
+                    self._epoch_outputs(row, epoch, improved, last, t_start)
+                for cb in self.callbacks:
+                    cb(self, epoch, row)
+            else:
+                self.status = "completed"
+        except StopRun:
+            self.status = "stopped"
+        except BaseException as e:
+            with interrupts.deferred():   # a second signal must not cut the final writes short
+                failure = self._record_failure(e, t_start)
+                if failure is None:
+                    raise
+                raise failure from e
         summary = self._write_summary(t_start)
         if self.status == "completed":
             self.log(f"done: best test acc {_fmt(self.best_acc)} (epoch {self.best_epoch}), final "
