@@ -71,14 +71,14 @@ def _read_arrays(file: Path) -> dict:
 
 
 def _check_images(file: Path, name: str, x: np.ndarray) -> np.ndarray:
+    if x.ndim not in (3, 4):
+        raise DataError(f"{file}: '{name}' must have shape [N, H, W] or [N, H, W, C], got {list(x.shape)}")
     if len(x) == 0:
         raise DataError(f"{file}: '{name}' holds no images (shape {list(x.shape)})")
     if x.dtype != np.uint8:
         raise DataError(f"{file}: '{name}' must have dtype uint8 (pixel values 0..255), got {x.dtype}")
     if x.ndim == 3:
         x = x[..., None]
-    elif x.ndim != 4:
-        raise DataError(f"{file}: '{name}' must have shape [N, H, W] or [N, H, W, C], got {list(x.shape)}")
     if min(x.shape[1:]) < 1:
         raise DataError(f"{file}: '{name}' has an empty image dimension: shape {list(x.shape)}")
     return x
