@@ -7,14 +7,13 @@ missing) raises ``AnalysisError`` with a message meant to be printed as is.
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
+from ..errors import AnalysisError  # noqa: F401  (defined with the other user errors; re-exported here)
+
 CHECKPOINT_NAMES = ("best", "last")
-
-
-class AnalysisError(RuntimeError):
-    """A user-facing problem: the message says what is wrong and what to do."""
 
 
 def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
@@ -113,14 +112,27 @@ def read_run_config(run_dir) -> dict:
     return cfg if isinstance(cfg, dict) else {}
 
 
+def read_json(path, what: str) -> dict:
+    """The JSON object in ``path``; a damaged file raises ``AnalysisError`` naming it (``what``
+    says which file it should be)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise AnalysisError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}, column {e.colno}): the file "
+                            f"is damaged or half-written; expected {what}") from None
+    except UnicodeDecodeError:
+        raise AnalysisError(f"{path} is not a text file (not UTF-8); expected {what}") from None
+    if not isinstance(doc, dict):
+        raise AnalysisError(f"{path} holds a JSON {type(doc).__name__}, not an object; expected {what}")
+    return doc
+
+
 def read_summary(run_dir) -> dict:
+    """``summary.json`` of a run (``{}`` when there is none; a damaged one raises AnalysisError)."""
     p = Path(run_dir) / "summary.json"
     if not p.is_file():
         return {}
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return {}
+    return read_json(p, "the summary.json that inflor train writes")
 
 
 def as_percent(values) -> list:
@@ -135,7 +147,11 @@ def read_metrics(run_dir) -> dict | None:
     p = Path(run_dir) / "metrics.csv"
     if not p.is_file():
         return None
-    cols = _read(p)
+    try:
+        cols = _read(p)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise AnalysisError(f"cannot read {p} ({type(e).__name__}: {e}); expected the metrics.csv that inflor "
+                            f"train writes (a header line, then one row per epoch)") from None
     return cols or None
 
 
@@ -152,26 +168,15 @@ def accuracy_column(metrics: dict, prefer=("test_acc", "test_acc1", "test_top1",
 
 
 def report_errors(prog: str):
-    """Decorator for a command's ``func(args)``: a user-facing error prints ``prog: error: ...`` on
-    stderr and returns exit status 1 instead of a traceback."""
+    """Decorator for a command's ``func(args)``: the same handling as the ``inflor`` command line
+    gives every command (``inflor.errors.run_command``). Kept for code that imported it from here."""
     import functools
-    import sys
+
+    from ..errors import run_command
 
     def deco(fn):
         @functools.wraps(fn)
         def wrapper(args):
-            try:
-                from ..train.config import ConfigError
-            except ImportError:  # pragma: no cover - the trainer is part of the package
-                ConfigError = AnalysisError
-            try:
-                return fn(args)
-            except (AnalysisError, ConfigError, FileNotFoundError, NotADirectoryError) as e:
-                msg = str(e)
-            except KeyboardInterrupt:
-                print(f"{prog}: interrupted", file=sys.stderr)
-                return 130
-            print(f"{prog}: error: {msg}", file=sys.stderr)
-            return 1
+            return run_command(prog, fn, args, debug=getattr(args, "debug", False))
         return wrapper
     return deco

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic import atomic_write
+
 SNAPSHOT_DIR = "snapshots"
 FORMAT = "inflor-snapshot-v2"
 #: formats ``load_snapshots`` reads (v1: fixed-range histograms with a ``hist_spec``)
@@ -112,12 +114,8 @@ def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batche
             res["layers"][name]["settings"] = info
     doc = {"format": FORMAT, "epoch": int(epoch), "samples": res["samples"], "batches": res["batches"],
            "accuracy": res["accuracy"], "layers": res["layers"], "histograms": res["histograms"]}
-    path = snapshot_path(run_dir, epoch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(snapshot_path(run_dir, epoch), lambda f: f.write(json.dumps(doc).encode("utf-8")),
+                        fsync=False)
 
 
 def check_spec(spec) -> str | None:
@@ -127,6 +125,10 @@ def check_spec(spec) -> str | None:
     spec = str(spec)
     snapshot_epochs(spec, 10 ** 9)
     return spec
+
+
+#: keys every snapshot holds (v1 files also a ``hist_spec``)
+SNAPSHOT_KEYS = ("epoch", "layers", "histograms")
 
 
 def _binned_histograms(doc: dict) -> dict:
@@ -141,16 +143,21 @@ def _binned_histograms(doc: dict) -> dict:
 
 def load_snapshots(run_dir) -> list[dict]:
     """All snapshots of a run, sorted by epoch (``[]`` if there are none), histograms as binned
-    dicts (``inflor.analysis.histogram``) whatever the file's format version."""
+    dicts (``inflor.analysis.histogram``) whatever the file's format version. A damaged snapshot
+    file raises ``AnalysisError`` naming it (none is skipped silently)."""
+    from .runs import AnalysisError, read_json
+
     d = Path(run_dir) / SNAPSHOT_DIR
     docs = []
+    expected = f"a snapshot written by inflor train (format {FORMAT!r} with {', '.join(SNAPSHOT_KEYS)})"
     for p in sorted(d.glob("epoch_*.json")) if d.is_dir() else []:
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            continue
-        if doc.get("format") in READABLE:
-            docs.append(_binned_histograms(doc))
+        doc = read_json(p, expected)
+        missing = [k for k in SNAPSHOT_KEYS + (("hist_spec",) if doc.get("format") == READABLE[0] else ())
+                   if k not in doc]
+        if doc.get("format") not in READABLE or missing:
+            raise AnalysisError(f"{p} is not a usable snapshot (format {doc.get('format')!r}"
+                                + (f", missing {', '.join(missing)}" if missing else "") + f"); expected {expected}")
+        docs.append(_binned_histograms(doc))
     return sorted(docs, key=lambda d: d["epoch"])
 
 

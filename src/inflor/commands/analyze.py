@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..analysis.runs import report_errors
-
 PROG = "inflor analyze"
 
 
@@ -89,7 +87,6 @@ def _check_fits(model, loader, device, ckpt_path, data_name) -> None:
                             f"({first[:300]}); pass the dataset it was trained on with --data") from None
 
 
-@report_errors(PROG)
 def run(args) -> int:
     from ..analysis.report import analyze
     from ..analysis.runs import (AnalysisError, build_test_loader, find_checkpoint, load_model, read_config_text,
@@ -107,6 +104,9 @@ def run(args) -> int:
         raise AnalysisError(f"--hist-range needs LO < HI, got {args.hist_range}")
     ckpt_path, run_dir = find_checkpoint(args.path, args.checkpoint)
     model, ckpt = load_model(ckpt_path)
+    if run_dir is not None:   # read every input before anything is written: a damaged file stops here
+        from ..analysis.snapshot import load_snapshots
+        load_snapshots(run_dir)
     try:
         select_layers(model, args.layers)
         if args.hist_layers:

@@ -12,8 +12,6 @@ import json
 import os
 from pathlib import Path
 
-from ..analysis.runs import report_errors
-
 PROG = "inflor compare"
 
 
@@ -89,7 +87,6 @@ def write_html(records, key_names: dict, figure: str | None, out: Path, title: s
     return path
 
 
-@report_errors(PROG)
 def run(args) -> int:
     from .. import plots
     from ..analysis.ablation import describe_runs

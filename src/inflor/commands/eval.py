@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 
@@ -21,7 +20,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                "data.test_batch_size=256, data.options.size=48.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a checkpoint written by inflor train (last.pt / best.pt)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of the saved data.* settings")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides of the saved data.* settings")
     p.add_argument("--data", metavar="NAME", help="evaluate on another dataset of the same shape (data.name)")
     p.add_argument("--root", metavar="DIR", help="dataset folder (data.root)")
     p.add_argument("--batch-size", type=int, metavar="N", help="evaluation batch size")
@@ -30,11 +30,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE")
     p.set_defaults(func=run)
     return p
-
-
-def _err(msg: str, code: int) -> int:
-    print(f"inflor eval: error: {msg}", file=sys.stderr, flush=True)
-    return code
 
 
 def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=None, device=None) -> dict:
@@ -80,16 +75,8 @@ def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=Non
 
 
 def run(args) -> int:
-    from inflor.train.checkpoint import CheckpointError
-    from inflor.train.config import ConfigError
-
-    try:
-        res = evaluate_checkpoint(args.checkpoint, args.overrides, data=args.data, root=args.root,
-                                  batch_size=args.batch_size, device=args.device)
-    except ConfigError as e:
-        return _err(str(e), 2)
-    except (CheckpointError, FileNotFoundError) as e:
-        return _err(str(e), 1)
+    res = evaluate_checkpoint(args.checkpoint, args.overrides, data=args.data, root=args.root,
+                              batch_size=args.batch_size, device=args.device)
     text = json.dumps(res, indent=2)
     if args.output:
         with open(args.output, "w") as f:

@@ -13,8 +13,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..analysis.runs import report_errors
-
 PROG = "inflor plot"
 KINDS = ["mpr", "esg", "redistribution", "snapshots", "all"]
 
@@ -38,7 +36,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-@report_errors(PROG)
 def run(args) -> int:
     from .. import plots
     from ..analysis.runs import AnalysisError

@@ -11,8 +11,6 @@ import json
 import time
 from pathlib import Path
 
-from ..analysis.runs import report_errors
-
 PROG = "inflor repeat"
 
 
@@ -41,7 +39,6 @@ def _completed(run_dir: Path, epochs: int) -> bool:
     return s.get("status") == "completed" and s.get("epochs_done") == epochs
 
 
-@report_errors(PROG)
 def run(args) -> int:
     from ..analysis.runs import AnalysisError
     from ..analysis.tables import paper_label, repeat_markdown, repeat_summary, run_record

@@ -18,8 +18,6 @@ import shlex
 import time
 from pathlib import Path
 
-from ..analysis.runs import report_errors
-
 PROG = "inflor reproduce"
 
 
@@ -42,17 +40,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _run_row(row, args, out: Path) -> dict:
     """``inflor repeat`` of one row; its repeat.json, or the reason it did not run."""
-    from ..analysis.runs import AnalysisError
-    from ..train.config import ConfigError
+    from ..errors import AnalysisError, ConfigError, DataError, message
     from . import repeat
 
     rargs = argparse.Namespace(config=row.recipe, overrides=list(row.overrides) + list(args.overrides),
                                seeds=args.seeds, seed0=args.seed0, out=str(out), force=False, snapshots=None,
                                snapshot_batches=10)
     try:
-        repeat.run.__wrapped__(rargs)          # the command's body, its errors raised to us
-    except (AnalysisError, ConfigError, FileNotFoundError) as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
+        repeat.run(rargs)          # the command's body: its errors are raised to us
+    except (AnalysisError, ConfigError, DataError, FileNotFoundError) as e:
+        reason = " ".join(message(e).split())
         reason = reason if len(reason) <= 240 else reason[:237] + "..."
         print(f"{PROG}: row {row.key} not run: {reason}", flush=True)
         return {"error": reason}
@@ -86,7 +83,6 @@ def _machine() -> dict:
             "load_average": [round(x, 1) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
 
 
-@report_errors(PROG)
 def run(args) -> int:
     from ..analysis.reproduction import list_tables, load_table, render_table
     from ..analysis.runs import AnalysisError

@@ -11,7 +11,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -42,11 +41,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _err(msg: str, code: int = 2) -> int:
-    print(f"inflor train: error: {msg}", file=sys.stderr, flush=True)
-    return code
-
-
 def list_recipes_text() -> str:
     from inflor.train.config import list_recipes, load_config
 
@@ -62,16 +56,21 @@ def list_recipes_text() -> str:
 
 def resolve_config(args):
     """The validated config of this command line (and, on --resume, of the saved run)."""
+    from inflor.errors import RunError
     from inflor.train.config import (ConfigError, RUNTIME_KEYS, apply_overrides, config_diff, parse_overrides,
-                                     set_key, validate_config, yaml_load, load_config)
+                                     read_yaml, set_key, validate_config, load_config)
 
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out DIR (the run to continue)")
         saved_path = Path(args.out) / "config.yaml"
         if not saved_path.is_file():
-            raise ConfigError(f"nothing to resume: {saved_path} does not exist")
-        saved = validate_config(yaml_load(saved_path.read_text()))
+            raise RunError(f"nothing to resume: {saved_path} does not exist (is {args.out} a run directory "
+                           f"made by inflor train?)")
+        try:
+            saved = validate_config(read_yaml(saved_path, "the saved config", RunError))
+        except ConfigError as e:
+            raise RunError(f"the saved config {saved_path} is damaged or from another inflor version: {e}") from None
         set_key(saved, "train.stop_after_epochs", None)   # a one-shot stop, not part of the run
         if args.config:
             fresh = load_config(args.config, args.overrides)
@@ -95,44 +94,29 @@ def default_out(cfg: dict) -> Path:
 
 
 def run(args) -> int:
-    from inflor.train.checkpoint import CheckpointError
-    from inflor.train.config import ConfigError, dump_config
-    from inflor.train.trainer import RunError, run_training, smoke_test
+    """Errors reach the one handler of ``inflor.cli`` (``inflor.errors.run_command``); an interrupt
+    is reported by the trainer itself, with the command that continues the run."""
+    from inflor.train.config import dump_config
+    from inflor.train.trainer import run_training, smoke_test
 
     if args.list_recipes:
         print(list_recipes_text())
         return 0
-    try:
-        cfg = resolve_config(args)
-    except ConfigError as e:
-        return _err(str(e))
+    cfg = resolve_config(args)
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
     if args.smoke:
-        try:
-            smoke_test(cfg, batch_size=args.smoke_batch, image_size=args.smoke_size)
-        except (ConfigError, RunError) as e:
-            return _err(str(e))
+        smoke_test(cfg, batch_size=args.smoke_batch, image_size=args.smoke_size)
         return 0
 
     from inflor.train.distributed import broadcast_object, env_world_size, init_distributed
     from inflor.train.trainer import resolve_device
 
     out = Path(args.out) if args.out else default_out(cfg)
-    try:
-        if not args.out and env_world_size() > 1:
-            # every rank must agree on the directory: rank 0's timestamp wins
-            info = init_distributed(resolve_device(cfg["train"]["device"]).type)
-            out = Path(broadcast_object(str(out), info))
-        run_training(cfg, out, resume=args.resume)
-    except ConfigError as e:
-        return _err(str(e))
-    except FileNotFoundError as e:
-        return _err(str(e), 1)
-    except (CheckpointError, RunError) as e:
-        return _err(str(e), 1)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: inflor train --out {out} --resume", file=sys.stderr)
-        return 130
+    if not args.out and env_world_size() > 1:
+        # every rank must agree on the directory: rank 0's timestamp wins
+        info = init_distributed(resolve_device(cfg["train"]["device"]).type)
+        out = Path(broadcast_object(str(out), info))
+    run_training(cfg, out, resume=args.resume)
     return 0

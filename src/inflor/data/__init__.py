@@ -18,7 +18,10 @@ Registered datasets (options are keyword arguments; see each module's docstring)
 
 ``root`` defaults to ``$INFLOR_DATA`` (or ``./data``); ImageNet and CIFAR10-DVS then look in
 its ``imagenet/`` and ``cifar10_dvs/`` sub-folders. Unknown names or options raise ValueError
-naming the valid choices; missing files raise FileNotFoundError saying what to put where.
+naming the valid choices (``inflor.errors.ConfigError``, a ValueError); missing files raise
+``DataNotFoundError`` (a FileNotFoundError) saying what to put where, and files that cannot be
+read or hold the wrong thing raise ``DataError`` (a ValueError) naming the file and what was
+expected.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from typing import Callable, Dict, List, Tuple
 
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
 from .base import DatasetInfo
 from .cifar import build_cifar10, build_cifar100
 from .cifar10_dvs import build_cifar10_dvs
@@ -57,7 +61,7 @@ def list_datasets() -> List[str]:
 
 def _check_name(name: str) -> None:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(list_datasets())}")
+        raise ConfigError(f"unknown dataset {name!r}; valid choices: {', '.join(list_datasets())}")
 
 
 def dataset_options(name: str) -> Dict[str, object]:
@@ -81,6 +85,6 @@ def build_datasets(name: str, root=None, **options) -> Tuple[Dataset, Dataset, D
     valid = dataset_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(map(repr, unknown))} for dataset "
+        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))} for dataset "
                          f"{name!r}; valid options: {', '.join(sorted(valid)) or 'none'}")
     return DATASETS[name](root, **options)

@@ -13,6 +13,8 @@ from typing import Callable, Iterable, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError, DataNotFoundError
+
 #: Environment variable naming the folder that holds all datasets (default ``./data``).
 DATA_ROOT_ENV = "INFLOR_DATA"
 
@@ -72,38 +74,39 @@ class TensorImageDataset(Dataset):
 
 
 def check_choice(option: str, value, choices: Sequence) -> None:
-    """Raise ValueError naming the valid choices if ``value`` is not one of them."""
+    """Raise ConfigError (a ValueError) naming the valid choices if ``value`` is not one of them."""
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"invalid value {value!r} for option '{option}'; valid choices: {valid}")
+        raise ConfigError(f"invalid value {value!r} for option '{option}'; valid choices: {valid}")
 
 
 def check_bool(option: str, value) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"option '{option}' must be true or false, got {value!r}")
+        raise ConfigError(f"option '{option}' must be true or false, got {value!r}")
     return value
 
 
 def check_int(option: str, value, minimum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"option '{option}' must be an integer, got {value!r}")
+        raise ConfigError(f"option '{option}' must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"option '{option}' must be >= {minimum}, got {value}")
+        raise ConfigError(f"option '{option}' must be >= {minimum}, got {value}")
     return value
 
 
 def check_fraction(option: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ValueError(f"option '{option}' must be a number strictly between 0 and 1, got {value!r}")
+        raise ConfigError(f"option '{option}' must be a number strictly between 0 and 1, got {value!r}")
     return float(value)
 
 
 def missing_files_error(folder: Path, expected: Iterable[str], source: str,
-                        extra: str = "") -> FileNotFoundError:
-    """A FileNotFoundError that says which folder and files are expected and where to get them."""
+                        extra: str = "") -> DataNotFoundError:
+    """A DataNotFoundError (a FileNotFoundError) that says which folder and files are expected and
+    where to get them."""
     names = "\n".join(f"  {folder / name}" for name in expected)
     msg = (f"dataset files not found. Expected in folder {folder}:\n{names}\n"
            f"Get them from: {source}")
     if extra:
         msg += "\n" + extra
-    return FileNotFoundError(msg)
+    return DataNotFoundError(msg)

@@ -37,6 +37,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .base import DatasetInfo, check_bool, check_int, missing_files_error, resolve_root
 from .transforms import Cutout
 
@@ -64,12 +65,40 @@ SPECS = {
 }
 
 
+EXPECTED = ("expected a CIFAR 'python version' batch: a pickled dict with 'data' (N x 3072 uint8, "
+            "channel-major rows) and a label list")
+
+#: everything a CIFAR batch pickle refers to: numpy arrays (numpy 1 and 2 module names) and
+#: Python 2 byte strings; anything else would run code on unpickling and is refused
+_ALLOWED_GLOBALS = {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+                    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR batch never holds; "
+                                     f"refused instead of unpickled")
+
+
 def _load_pickle(path: Path) -> dict:
-    """Load one CIFAR pickle; keys come back as ``str`` whether stored as bytes or str."""
-    with open(path, "rb") as f:
-        obj = pickle.load(f, encoding="latin1")
+    """Load one CIFAR pickle; keys come back as ``str`` whether stored as bytes or str. Only
+    numpy arrays, lists, numbers and strings are unpickled; a truncated, foreign or unsafe file
+    raises ``DataError`` naming it."""
+    try:
+        with open(path, "rb") as f:
+            obj = _BatchUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as e:
+        raise DataError(f"cannot read {path}: {e}; {EXPECTED}") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, ImportError,
+            UnicodeDecodeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise DataError(f"cannot read {path} ({type(e).__name__}: {first}): the file is truncated or not a "
+                        f"CIFAR batch; {EXPECTED}") from None
     if not isinstance(obj, dict):
-        raise ValueError(f"{path} is not a CIFAR batch: expected a pickled dict, got {type(obj).__name__}")
+        raise DataError(f"{path} is not a CIFAR batch: it holds a pickled {type(obj).__name__}; {EXPECTED}")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in obj.items()}
 
 
@@ -80,25 +109,36 @@ def _decode_names(names: Sequence) -> List[str]:
 class CIFARPickle(Dataset):
     """Images and labels read from CIFAR python-format batch files (no MD5 check).
 
-    ``files`` are read in order and concatenated. Images are kept as uint8 ``[N, 32, 32, 3]``;
+    ``files`` are read in order and concatenated; labels outside ``0 .. num_classes-1`` (when
+    given) raise ``DataError``. Images are kept as uint8 ``[N, 32, 32, 3]``;
     ``__getitem__`` hands a PIL image to ``transform`` and returns ``(x, int label)``.
     """
 
     def __init__(self, files: Sequence[Path], label_key: str,
-                 transform: Optional[Callable] = None):
+                 transform: Optional[Callable] = None, num_classes: Optional[int] = None):
         data, labels = [], []
         for path in files:
             batch = _load_pickle(path)
             for key in ("data", label_key):
                 if key not in batch:
-                    raise ValueError(f"{path} lacks key '{key}' (has {sorted(batch)})")
-            arr = np.asarray(batch["data"], dtype=np.uint8)
-            if arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32:
-                raise ValueError(f"{path}: 'data' must be [N, 3072] uint8, got {list(arr.shape)}")
-            if len(batch[label_key]) != len(arr):
-                raise ValueError(f"{path}: {len(arr)} images but {len(batch[label_key])} labels")
+                    raise DataError(f"{path} lacks key '{key}' (has {sorted(map(str, batch))}); {EXPECTED}")
+            arr = np.asarray(batch["data"])
+            in_range = arr.dtype == np.uint8 or (np.issubdtype(arr.dtype, np.integer) and arr.size
+                                                 and 0 <= arr.min() and arr.max() <= 255)
+            if not in_range or arr.ndim != 2 or arr.shape[1] != 3 * 32 * 32:
+                raise DataError(f"{path}: 'data' must be [N, 3072] uint8, got {list(arr.shape)} {arr.dtype}")
+            arr = arr.astype(np.uint8, copy=False)
+            try:
+                batch_labels = [int(v) for v in batch[label_key]]
+            except (TypeError, ValueError):
+                raise DataError(f"{path}: '{label_key}' must be a list of integers") from None
+            if len(batch_labels) != len(arr):
+                raise DataError(f"{path}: {len(arr)} images but {len(batch_labels)} labels")
+            if num_classes is not None and any(not 0 <= v < num_classes for v in batch_labels):
+                bad = next(v for v in batch_labels if not 0 <= v < num_classes)
+                raise DataError(f"{path}: label {bad} in '{label_key}' is outside 0..{num_classes - 1}")
             data.append(arr)
-            labels.extend(int(v) for v in batch[label_key])
+            labels.extend(batch_labels)
         self.data = np.concatenate(data).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
         self.targets = labels
         self.transform = transform
@@ -171,11 +211,16 @@ def build_cifar(name: str, root=None, *, download: bool = False, augment: bool =
 
     meta = _load_pickle(folder / spec["meta_file"])
     class_names = tuple(_decode_names(meta[spec["names_key"]])) if spec["names_key"] in meta else None
+    if class_names is not None and len(class_names) != spec["num_classes"]:
+        raise DataError(f"{folder / spec['meta_file']} names {len(class_names)} classes in "
+                        f"'{spec['names_key']}', not {spec['num_classes']}: is it the meta file of {name}?")
 
     train = CIFARPickle([folder / f for f in spec["train_files"]], spec["label_key"],
-                        _transforms(spec, True, augment, autoaugment, cutout, cutout_size, normalize))
+                        _transforms(spec, True, augment, autoaugment, cutout, cutout_size, normalize),
+                        num_classes=spec["num_classes"])
     test = CIFARPickle([folder / f for f in spec["test_files"]], spec["label_key"],
-                       _transforms(spec, False, augment, autoaugment, cutout, cutout_size, normalize))
+                       _transforms(spec, False, augment, autoaugment, cutout, cutout_size, normalize),
+                       num_classes=spec["num_classes"])
     info = DatasetInfo(name=name, num_classes=spec["num_classes"], input_shape=(3, 32, 32),
                        timesteps=None, class_names=class_names)
     return train, test, info

@@ -96,6 +96,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..atomic import atomic_write
+from ..errors import ConfigError, DataError, DataNotFoundError
+from ..safeload import load_weights_only
 from .base import (DatasetInfo, check_bool, check_choice, check_int, resolve_root)
 from .transforms import FlipRoll
 
@@ -118,7 +120,8 @@ def read_aedat(path) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decode a DVS128 jAER AEDAT 1.0/2.0 file into ``(t, x, y, p)`` int64 arrays.
 
     ``x``, ``y`` in ``0..127`` and ``p`` in ``{0 (OFF), 1 (ON)}`` follow jAER's DVS128
-    extractor (see the module docstring); sync/special records are dropped.
+    extractor (see the module docstring); sync/special records are dropped. A file with another
+    AEDAT version or without a single event raises ``DataError`` naming it.
     """
     with open(path, "rb") as f:
         version = None
@@ -139,9 +142,12 @@ def read_aedat(path) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     elif version.startswith("2."):
         addr_dtype, rec = ">u4", 8
     else:
-        raise ValueError(f"{path}: AEDAT version {version} is not supported (only 1.x and 2.x, "
-                         f"the jAER formats CIFAR10-DVS uses)")
+        raise DataError(f"{path}: AEDAT version {version} is not supported; expected a jAER AEDAT 1.x or 2.x "
+                        f"file (first line '#!AER-DAT2.0'), the formats CIFAR10-DVS uses")
     n = len(body) // rec                      # a truncated last record is ignored
+    if n == 0:
+        raise DataError(f"{path} holds no events ({len(body)} bytes after the header): the file is truncated "
+                        f"or empty; expected a jAER AEDAT file with {rec}-byte event records")
     records = np.frombuffer(body, dtype=np.dtype([("a", addr_dtype), ("t", ">u4")]), count=n)
     addr = records["a"].astype(np.int64)
     t = records["t"].astype(np.int64)
@@ -275,20 +281,21 @@ class FrameFileDataset(Dataset):
 
 def load_pt_frames(path) -> Tuple[torch.Tensor, int]:
     """Read one pre-framed ``(frames, label)`` ``.pt`` file; frames come back ``[T, 2, H, W]``."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_weights_only(path, "frames file", "expected a torch.save'd (frames, label) pair of tensors",
+                            DataError)
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
-        raise ValueError(f"{path}: expected a (frames, label) pair, got {type(obj).__name__}")
+        raise DataError(f"{path}: expected a (frames, label) pair, got {type(obj).__name__}")
     frames, label = obj
     frames = torch.as_tensor(frames).float()
     if frames.ndim != 4:
-        raise ValueError(f"{path}: frames must be 4-D, got shape {list(frames.shape)}")
+        raise DataError(f"{path}: frames must be 4-D, got shape {list(frames.shape)}")
     if frames.shape[-1] == frames.shape[-2] and frames.shape[1] == 2:
         pass                                            # [T, 2, H, W]
     elif frames.shape[0] == 2:
         frames = frames.permute(3, 0, 1, 2)             # [2, H, W, T] -> [T, 2, H, W]
     else:
-        raise ValueError(f"{path}: frames shape {list(frames.shape)} is neither [2, H, W, T] "
-                         f"nor [T, 2, H, W]")
+        raise DataError(f"{path}: frames shape {list(frames.shape)} is neither [2, H, W, T] "
+                        f"nor [T, 2, H, W]")
     return frames.contiguous(), int(torch.as_tensor(label).reshape(-1)[0])
 
 
@@ -322,9 +329,9 @@ def _index_of(path: Path) -> Tuple[int, str]:
     return (int(m.group(1)) if m else -1, path.name)
 
 
-def _missing_aedat(root: Path, classes: Sequence[str], why: str) -> FileNotFoundError:
+def _missing_aedat(root: Path, classes: Sequence[str], why: str) -> DataNotFoundError:
     example = classes[0]
-    return FileNotFoundError(
+    return DataNotFoundError(
         f"CIFAR10-DVS not found: {why}. Expected one folder per class under {root}:\n"
         f"  {root}/<class>/cifar10_<class>_<i>.aedat   for <class> in {', '.join(classes)}\n"
         f"  (e.g. {root / example / f'cifar10_{example}_0.aedat'}, 1000 files per class, i = 0..999)\n"
@@ -366,7 +373,7 @@ def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
         classes = CLASSES
     else:
         if isinstance(classes, str) or not classes:
-            raise ValueError(f"option 'classes' must be a non-empty list of class names from "
+            raise ConfigError(f"option 'classes' must be a non-empty list of class names from "
                              f"{', '.join(CLASSES)}, got {classes!r}")
         for c in classes:
             check_choice("classes", c, CLASSES)
@@ -386,8 +393,8 @@ def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
         if not files:
             raise _missing_aedat(root, classes, f"no .aedat files in {folder}")
         if len(files) <= train_per_class:
-            raise ValueError(f"class '{c}' has {len(files)} files in {folder}, not more than "
-                             f"train_per_class={train_per_class}; lower train_per_class")
+            raise DataError(f"class '{c}' has {len(files)} files in {folder}, not more than "
+                            f"train_per_class={train_per_class}; lower train_per_class")
         per_class.append(files)
 
     tag = f"T{timesteps}_{size}px_{interpolation}_{orientation}"
@@ -416,7 +423,7 @@ def _build_pt(root: Path, timesteps: int, size: int, interpolation: str, frame_n
         folder = root / split
         files = sorted(folder.glob("*.pt"), key=_index_of) if folder.is_dir() else []
         if not files:
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"pre-framed CIFAR10-DVS (layout='pt') not found: no .pt files in {folder}. "
                 f"Expected {root}/train/<i>.pt and {root}/test/<i>.pt, each a torch.save'd "
                 f"(frames [2, 128, 128, T] or [T, 2, 128, 128], label) pair. Or use "
@@ -424,8 +431,8 @@ def _build_pt(root: Path, timesteps: int, size: int, interpolation: str, frame_n
         splits[split] = files
     frames, _ = load_pt_frames(splits["train"][0])
     if frames.shape[0] != timesteps:
-        raise ValueError(f"{splits['train'][0]} holds T = {frames.shape[0]} frames but option "
-                         f"timesteps = {timesteps}; set timesteps={frames.shape[0]}")
+        raise DataError(f"{splits['train'][0]} holds T = {frames.shape[0]} frames but option "
+                        f"timesteps = {timesteps}; set timesteps={frames.shape[0]}")
     train = PtFramesDataset(splits["train"], size, interpolation, frame_norm, train_tf, binary)
     test = PtFramesDataset(splits["test"], size, interpolation, frame_norm, None, binary)
     return train, test, info

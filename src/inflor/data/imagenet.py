@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import DataError, DataNotFoundError
 from .base import DatasetInfo, check_bool, check_int, resolve_root
 
 MEAN = (0.485, 0.456, 0.406)
@@ -27,12 +28,28 @@ STD = (0.229, 0.224, 0.225)
 SOURCE = "https://image-net.org/download.php (ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar)"
 
 
-def _missing(root: Path, why: str) -> FileNotFoundError:
-    return FileNotFoundError(
+def _missing(root: Path, why: str) -> DataNotFoundError:
+    return DataNotFoundError(
         f"ImageNet not found: {why}. Expected the folder layout\n"
         f"  {root / 'train'}/<wnid>/*.JPEG\n  {root / 'val'}/<wnid>/*.JPEG\n"
         f"with the same class folders (e.g. n01440764) in both. Get the images from {SOURCE} "
         f"and sort the validation images into class folders with the devkit ground truth.")
+
+
+def load_image(path: str):
+    """An RGB PIL image; a file PIL cannot read (truncated, not an image) raises ``DataError``
+    naming it (torchvision's default loader would raise PIL's own error from inside a batch)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f, Image.open(f) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        why = "PIL cannot identify it as an image" if isinstance(e, UnidentifiedImageError) else \
+            f"{type(e).__name__}: {first}"
+        raise DataError(f"cannot read image {path} ({why}); expected an image file PIL can open (JPEG, "
+                        f"PNG, ...): replace or remove it") from None
 
 
 def build_imagenet(root=None, *, image_size: int = 224, augment: bool = True,
@@ -57,15 +74,18 @@ def build_imagenet(root=None, *, image_size: int = 224, augment: bool = True,
         train_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size)] + tail)
     val_tf = T.Compose([T.Resize(round(image_size * 256 / 224)), T.CenterCrop(image_size)] + tail)
 
-    try:
-        train = datasets.ImageFolder(str(root / "train"), transform=train_tf)
-        val = datasets.ImageFolder(str(root / "val"), transform=val_tf)
-    except FileNotFoundError as exc:  # a class folder without any image file
-        raise _missing(root, str(exc)) from exc
+    splits = {}
+    for split, tf in (("train", train_tf), ("val", val_tf)):
+        try:
+            splits[split] = datasets.ImageFolder(str(root / split), transform=tf, loader=load_image)
+        except FileNotFoundError as exc:  # a class folder without any image file
+            raise DataError(f"{root / split}: {str(exc).rstrip('.')}; every class folder needs at least one "
+                            f"image: add its images or remove the folder") from None
+    train, val = splits["train"], splits["val"]
     if train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))[:5]
         only_val = sorted(set(val.classes) - set(train.classes))[:5]
-        raise ValueError(f"train and val class folders differ under {root}: only in train "
+        raise DataError(f"train and val class folders differ under {root}: only in train "
                          f"{only_train}, only in val {only_val}")
     info = DatasetInfo(name="imagenet", num_classes=len(train.classes),
                        input_shape=(3, image_size, image_size), timesteps=None,

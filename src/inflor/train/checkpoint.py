@@ -14,18 +14,18 @@ plain Python values) holding
     metrics         the metrics.csv rows so far
     versions        inflor / torch / python
 
-Writing goes to a temporary file in the same folder followed by ``os.replace``, so a kill while
-saving leaves the previous file intact. Loading catches unreadable files and names them, and a
-model is only ever loaded with ``strict=True``.
+Writing goes to a temporary file in the same folder followed by ``os.replace``, so a kill or a
+failed write while saving leaves the previous file intact. Loading uses
+``torch.load(weights_only=True)`` only (``inflor.safeload``): a file that holds pickled objects
+is refused, never unpickled; unreadable files are named in the error, and a model is only ever
+loaded with ``strict=True``.
 """
 from __future__ import annotations
 
+import io
 import os
-import pickle
 import platform
 import random
-import re
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +33,14 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
+from ..errors import CheckpointError  # defined with the other user errors; re-exported here
+from ..safeload import load_weights_only
 
-__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "build_model_from_checkpoint",
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "checkpoint_bytes", "load_checkpoint", "build_model_from_checkpoint",
            "load_model_state", "get_rng_state", "set_rng_state", "versions"]
 
 FORMAT = "inflor-checkpoint-v1"
 REQUIRED = ("format", "model_name", "model_options", "model_state", "epoch", "config")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file cannot be read or does not fit the model it is loaded into."""
 
 
 def versions() -> dict:
@@ -81,29 +79,49 @@ def set_rng_state(state: dict) -> None:
 
 
 # --------------------------------------------------------------------------- save / load
-def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    return atomic_write(path, lambda f: torch.save(state, f))
+def save_checkpoint(state: dict | bytes, path: str | os.PathLike) -> Path:
+    """``torch.save`` (or, for ``bytes``, those bytes: see ``checkpoint_bytes``) to a temporary file
+    next to ``path``, fsync, then ``os.replace``. A failed write (a full disk, a lost mount)
+    raises ``CheckpointError``; the file that was at ``path`` is left as it was."""
+    write = (lambda f: f.write(state)) if isinstance(state, bytes) else (lambda f: torch.save(state, f))
+    try:
+        return atomic_write(path, write)
+    except OSError as e:
+        raise CheckpointError(f"cannot write checkpoint {path} ({e.strerror or e}); the previous "
+                              f"{Path(path).name}, if any, is unchanged") from e
+
+
+def checkpoint_bytes(state: dict) -> bytes:
+    """``state`` serialised as ``save_checkpoint`` would write it (to write it later)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+EXPECTED = f"expected a checkpoint written by inflor train (a dict with format {FORMAT!r})"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """Read an inflor checkpoint; a missing, corrupted, truncated or foreign file raises
-    ``CheckpointError`` naming the file."""
+    """Read an inflor checkpoint with ``torch.load(weights_only=True)``; a missing, corrupted,
+    truncated or foreign file (a plain state_dict, another format version, pickled objects)
+    raises ``CheckpointError`` naming the file and what was expected."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, zipfile.BadZipFile, ValueError,
-            OSError, AttributeError, KeyError, IndexError, TypeError) as e:
-        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if "Unpickler error" in ln), lines[0] if lines else "")
-        first = re.sub(r"\x1b\[[0-9;]*m", "", detail) or type(e).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupted, truncated or not "
-                              f"a torch checkpoint ({type(e).__name__}: {first[:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path} is not an inflor checkpoint (format {got!r}, expected {FORMAT!r})")
+        raise CheckpointError(f"checkpoint {path} does not exist" if not path.is_dir() else
+                              f"checkpoint {path} is a directory; {EXPECTED}")
+    ckpt = load_weights_only(path, "checkpoint", EXPECTED, CheckpointError, map_location)
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path} holds a {type(ckpt).__name__}, not an inflor checkpoint; {EXPECTED}")
+    fmt = ckpt.get("format")
+    if fmt is None and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise CheckpointError(f"{path} is a plain state_dict ({len(ckpt)} tensors such as {next(iter(ckpt))!r}), "
+                              f"not an inflor checkpoint; {EXPECTED}")
+    if isinstance(fmt, str) and fmt.startswith("inflor-checkpoint-") and fmt != FORMAT:
+        raise CheckpointError(f"{path} is a checkpoint of format {fmt!r}, written by another inflor version; "
+                              f"this inflor reads {FORMAT!r}")
+    if fmt != FORMAT:
+        keys = ", ".join(map(str, list(ckpt)[:5])) or "none"
+        raise CheckpointError(f"{path} is not an inflor checkpoint (format {fmt!r}, keys {keys}); {EXPECTED}")
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks the entries {missing}; it is incomplete")

@@ -35,13 +35,11 @@ from typing import Any, Callable
 
 import yaml
 
+from inflor.errors import ConfigError  # defined with the other user errors; re-exported here
+
 __all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "NOTE_TOPICS", "default_config", "load_config", "load_recipe",
            "parse_overrides", "apply_overrides", "validate_config", "recipe_path", "list_recipes",
            "recipes_dir", "dump_config", "merge", "get_key", "set_key", "RUNTIME_KEYS"]
-
-
-class ConfigError(ValueError):
-    """A recipe or an override names an unknown key or holds a bad value."""
 
 
 # --------------------------------------------------------------------------- YAML reading
@@ -61,6 +59,24 @@ _Loader.add_implicit_resolver(
 
 def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
+
+
+def read_yaml(path: Path, what: str, error: type = ConfigError) -> Any:
+    """The YAML document in ``path``; an unreadable file or bad YAML raises ``error`` naming
+    ``what`` (e.g. "recipe") and the file."""
+    try:
+        return yaml_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise error(f"{what} {path} is not valid YAML: {problem}{where}; expected a YAML mapping of "
+                    f"config sections (model, data, optim, train, ...)") from None
+    except UnicodeDecodeError:
+        raise error(f"{what} {path} is not a text file (not UTF-8); expected a YAML mapping of config "
+                    f"sections (model, data, optim, train, ...)") from None
+    except OSError as e:
+        raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
 
 
 def dump_config(cfg: dict) -> str:
@@ -594,10 +610,7 @@ def load_recipe(spec: str, _seen: tuple = (), relative_to: Path | None = None) -
     path = recipe_path(spec, relative_to).resolve()
     if path in _seen:
         raise ConfigError(f"recipe {path} extends itself (cycle: {' -> '.join(map(str, _seen + (path,)))})")
-    try:
-        raw = yaml_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"recipe {path} is not valid YAML: {e}") from None
+    raw = read_yaml(path, "recipe")
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"recipe {path} must be a YAML mapping of sections, got {type(raw).__name__}")
@@ -612,10 +625,21 @@ def load_recipe(spec: str, _seen: tuple = (), relative_to: Path | None = None) -
 def load_config(recipe: str | None = None, overrides: list[str] | None = None) -> dict:
     """Recipe (default: the shipped ``default``) + overrides -> validated, resolved config."""
     spec = recipe or "default"
-    raw = load_recipe(spec)
-    raw.setdefault("name", recipe_path(spec).stem)
-    raw = apply_overrides(raw, parse_overrides(overrides or []))
-    return validate_config(raw)
+    recipe_raw = load_recipe(spec)
+    recipe_raw.setdefault("name", recipe_path(spec).stem)
+    pairs = parse_overrides(overrides or [])
+    try:
+        return validate_config(apply_overrides(recipe_raw, pairs))
+    except ConfigError as e:
+        if pairs:   # name the recipe only when the error is the recipe's own, not an override's
+            try:
+                validate_config(recipe_raw)
+            except ConfigError as own:
+                if str(own) != str(e):
+                    raise
+            else:
+                raise
+        raise ConfigError(f"recipe {recipe_path(spec)}: {e}") from None
 
 
 def _ignored(path: str, ignore: tuple) -> bool:

@@ -12,13 +12,18 @@ learning rate was chosen, on 1 GPU or 8.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier",
-           "per_process_batch"]
+           "per_process_batch", "peer_failure"]
+
+#: words of the errors gloo / NCCL raise when another process of the group died or hung
+_PEER_LOST = ("gloo", "NCCL", "Connection reset by peer", "Connection closed by peer", "Broken pipe", "timed out",
+              "Timed out")
 
 
 @dataclass
@@ -103,3 +108,18 @@ def broadcast_object(obj, info: DistInfo):
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def peer_failure(e: BaseException, info: DistInfo) -> str | None:
+    """What a failed collective says, in one line, if ``e`` is one (another process of the run
+    died, hung or lost its connection); ``None`` for anything else or outside a distributed run."""
+    from inflor.errors import InflorError
+
+    if not info.enabled or not isinstance(e, RuntimeError) or isinstance(e, InflorError):
+        return None
+    text = str(e)
+    if not (isinstance(e, getattr(dist, "DistError", ())) or any(w in text for w in _PEER_LOST)):
+        return None
+    first = (text.strip().splitlines() or [type(e).__name__])[0]
+    first = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", first)    # "[.../pair.cc:545] " source location
+    return first.split(". ")[0].rstrip(".")[:300]

@@ -40,6 +40,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from inflor.atomic import atomic_write
+from inflor.errors import (CheckpointError, InflorError, NonFiniteLossError, RunError,  # noqa: F401  (re-exported)
+                           message)
 from inflor.losses import TASK_LOSSES, im_loss, im_loss_official, mpd_loss
 from inflor.neuron import BaseNode, collect_stats, set_record_stats
 from inflor.surrogate import ESG
@@ -48,7 +51,8 @@ from . import checkpoint as ckpt_mod
 from . import warmstart
 from .config import ConfigError, dump_config, effective_model_options
 from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed,
-                          per_process_batch)
+                          per_process_batch, peer_failure)
+from .interrupts import Interrupts
 from .specs import static_dataset_info
 
 __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELDS", "build_optimizer",
@@ -56,14 +60,6 @@ __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELD
 
 METRIC_FIELDS = ["epoch", "train_loss", "task_loss", "mpd_loss", "im_loss", "train_acc", "test_loss",
                  "test_acc", "lr", "spike_rate", "esg_k", "epoch_time"]
-
-
-class RunError(RuntimeError):
-    """A user-facing problem that stops a run (printed without a traceback by the CLI)."""
-
-
-class NonFiniteLossError(RunError):
-    """A loss term became NaN or infinite."""
 
 
 class StopRun(Exception):
@@ -567,9 +563,14 @@ class Trainer:
         path = self.ckpt_dir / "last.pt"
         ck = ckpt_mod.load_checkpoint(path, map_location="cpu")
         if ck["model_name"] != self.model_name or ck["model_options"] != self.model_options:
+            saved, built = ck["model_options"], self.model_options
+            keys = [k for k in dict.fromkeys([*saved, *built]) if saved.get(k) != built.get(k)]
+
+            def options(o: dict) -> str:   # only the options that differ
+                return ", ".join(f"{k}={o.get(k)!r}" for k in keys) or "the same options"
             raise ckpt_mod.CheckpointError(
-                f"{path} was saved from model {ck['model_name']!r} with options {ck['model_options']}, "
-                f"but this run builds {self.model_name!r} with {self.model_options}")
+                f"{path} was saved from model {ck['model_name']!r} with {options(saved)}, but this run builds "
+                f"{self.model_name!r} with {options(built)}")
         ckpt_mod.load_model_state(self.model, ck, str(path))
         self.optimizer.load_state_dict(ck["optimizer"])
         self.schedule.load_state_dict(ck["scheduler"])
@@ -662,6 +663,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
     def fit(self) -> dict:
+        """Train from ``start_epoch`` to ``train.epochs``; returns the summary. SIGINT and SIGTERM
+        end the run at a consistent point (``inflor.train.interrupts``)."""
+        with Interrupts() as self._interrupts:
+            return self._fit()
+
+    def _fit(self) -> dict:
         cfg, t = self.cfg, self.cfg["train"]
         self.progress = _progress_mode(cfg) if self.dist.is_main else "none"
         epochs = t["epochs"]
@@ -680,6 +687,9 @@ class Trainer:
             snap.before_training(self)
             self.callbacks.insert(0, snap)
         epoch = self.start_epoch
+        self._unsaved = None      # the last finished epoch's checkpoint when save_every skipped it
+        self.saved_epoch = self.start_epoch      # the epoch last.pt holds
+        interrupts = self._interrupts
         try:
             for epoch in range(self.start_epoch, epochs):
                 if stop_after is not None and epoch >= stop_after:
@@ -699,22 +709,24 @@ class Trainer:
                        "test_loss": test["loss"] if test else None, "test_acc": test["acc"] if test else None,
                        "lr": lr, "spike_rate": test["spike_rate"] if test else None, "esg_k": k,
                        "epoch_time": time.perf_counter() - te}
-                improved = test is not None and (self.best_acc is None or test["acc"] > self.best_acc)
-                if improved:
-                    self.best_acc, self.best_epoch = test["acc"], epoch + 1
-                self.metrics.append(row)
-                self._epoch_outputs(row, epoch, improved, last, t_start)
+                with interrupts.deferred():   # a signal waits until the epoch is recorded and saved
+                    improved = test is not None and (self.best_acc is None or test["acc"] > self.best_acc)
+                    if improved:
+                        self.best_acc, self.best_epoch = test["acc"], epoch + 1
+                    self.metrics.append(row)
+                    self._epoch_outputs(row, epoch, improved, last, t_start)
                 for cb in self.callbacks:
                     cb(self, epoch, row)
             else:
                 self.status = "completed"
         except StopRun:
             self.status = "stopped"
-        except NonFiniteLossError as e:
-            self.status = "nonfinite"
-            self._write_summary(t_start, error=str(e))
-            self._close()
-            raise
+        except BaseException as e:
+            with interrupts.deferred():   # a second signal must not cut the final writes short
+                failure = self._record_failure(e, t_start)
+                if failure is None:
+                    raise
+                raise failure from e
         summary = self._write_summary(t_start)
         if self.status == "completed":
             self.log(f"done: best test acc {_fmt(self.best_acc)} (epoch {self.best_epoch}), final "
@@ -725,6 +737,53 @@ class Trainer:
                      f"--out {self.out}")
         self._close()
         return summary
+
+    def _record_failure(self, e: BaseException, t_start: float) -> InflorError | None:
+        """Record a run that ends on ``e``: the last finished epoch's checkpoint if it is not
+        written yet (on an interrupt), ``summary.json`` with the status and the error. Returns the
+        user-facing error to raise instead of ``e``, or None to raise ``e`` itself."""
+        done = len(self.metrics)
+        resume = f"continue with: inflor train --out {self.out} --resume"
+        if isinstance(e, KeyboardInterrupt):   # Interrupted (SIGINT / SIGTERM), or Ctrl-C off the main thread
+            self._save_unsaved()
+            why = f"interrupted by {e or 'SIGINT'}"
+            self._end("interrupted", t_start, why)
+            self.log(f"{why} after epoch {done} of {self.cfg['train']['epochs']}; {resume}")
+            return None
+        if isinstance(e, NonFiniteLossError):
+            self._end("nonfinite", t_start, str(e))
+            return None
+        failure = None
+        if isinstance(e, (CheckpointError, OSError)):   # a full disk, a lost mount
+            what = message(e) if isinstance(e, CheckpointError) else f"cannot write to {self.out} ({e})"
+            failure = RunError(f"{what}; the run stopped in epoch {done}, its last checkpoint holds epoch "
+                               f"{self.saved_epoch}; {resume}")
+        elif not isinstance(e, InflorError) and (lost := peer_failure(e, self.dist)) is not None:
+            failure = RunError(f"process {self.dist.rank} of {self.dist.world_size}: another process of the "
+                               f"distributed run stopped or lost its connection ({lost}); stopped after epoch "
+                               f"{done}; the checkpoints in {self.ckpt_dir} are intact; {resume}")
+        error = failure or e
+        self._end("failed", t_start, message(error) if isinstance(error, InflorError) else
+                  f"{type(e).__name__}: {e}")
+        return failure
+
+    def _end(self, status: str, t_start: float, error: str) -> None:
+        """Record a run that ends early: ``summary.json`` with ``status`` and ``error`` (as far as the
+        disk allows: a failure to write it is logged, not raised over the error that ended the
+        run), then close the TensorBoard writers."""
+        self.status = status
+        try:
+            self._write_summary(t_start, error=error)
+        except OSError as e:
+            self.log(f"could not write {self.out / 'summary.json'}: {e}")
+        self._close()
+
+    def _save_unsaved(self) -> None:
+        """Write the last finished epoch's checkpoint if ``train.save_every`` skipped it."""
+        if self._unsaved is not None and self.dist.is_main:
+            ckpt_mod.save_checkpoint(self._unsaved, self.ckpt_dir / "last.pt")
+            self.saved_epoch = len(self.metrics)
+        self._unsaved = None
 
     def _epoch_outputs(self, row: dict, epoch: int, improved: bool, last: bool, t_start: float) -> None:
         t = self.cfg["train"]
@@ -744,12 +803,18 @@ class Trainer:
                          + (f"  K {row['esg_k']:.3f}" if row["esg_k"] is not None else "")
                          + f"  {row['epoch_time']:.1f}s")
             elapsed = self.elapsed_before + time.perf_counter() - t_start
+            state = self.checkpoint_state(epoch + 1, elapsed)
             if (epoch + 1) % t["save_every"] == 0 or last or improved or \
                     (t["stop_after_epochs"] is not None and epoch + 1 >= t["stop_after_epochs"]):
-                state = self.checkpoint_state(epoch + 1, elapsed)
-                ckpt_mod.save_checkpoint(state, self.ckpt_dir / "last.pt")
+                # best.pt first: a failure between the two leaves best.pt ahead of last.pt, which a
+                # resume re-creates; the other order could leave last.pt naming a best epoch that
+                # best.pt never received
                 if improved:
                     ckpt_mod.save_checkpoint(state, self.ckpt_dir / "best.pt")
+                ckpt_mod.save_checkpoint(state, self.ckpt_dir / "last.pt")
+                self._unsaved, self.saved_epoch = None, epoch + 1
+            else:   # kept (serialised) so that an interrupt can still save this epoch
+                self._unsaved = ckpt_mod.checkpoint_bytes(state)
         barrier(self.dist)
 
     def checkpoint_state(self, epochs_done: int, elapsed: float) -> dict:
@@ -841,9 +906,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, cfg: di
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")), fsync=False)
 
 
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
