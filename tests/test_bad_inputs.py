@@ -343,6 +343,13 @@ CASES = [
     Case("repeat: a seed's run with a damaged summary.json", ["repeat", "--seeds", "1", "--seed0", "0", "--out", "rep",
                                                              *TINY], 1, "rep/seed0/summary.json",
          seed_run_with_bad_summary, shown=["repeat", "--seeds", "1", "--seed0", "0", "--out", "rep"]),
+    # ---- inflor reproduce
+    Case("reproduce: table that does not exist", ["reproduce", "nope_table"], 1, "nope_table"),
+    Case("reproduce: table file with a YAML syntax error", ["reproduce", "table.yaml"], 1, "table.yaml",
+         write("table.yaml", "rows: [ {key: a\n")),
+    Case("reproduce: table row without its cells", ["reproduce", "table.yaml"], 1, "table.yaml",
+         write("table.yaml", "rows:\n  - {key: a, recipe: default}\n")),
+    Case("reproduce: --rows names no row of the table", ["reproduce", "digits", "--rows", "zz"], 1, "zz"),
     # ---- inflor compare
     Case("compare: run folder that does not exist", ["compare", "run", "nope"], 1, "nope"),
     Case("compare: empty folder", ["compare", "run", "empty"], 1, "empty", write("empty/.keep", "")),

@@ -132,14 +132,20 @@ def list_tables() -> list[str]:
 
 
 def _table_file(path: Path) -> Table:
-    from ..train.config import yaml_load
+    import yaml
 
+    expected = "expected a mapping with title, columns and a list of rows"
     try:
-        raw = yaml_load(path.read_text())
-    except Exception as e:  # yaml errors of any kind: name the file
-        raise AnalysisError(f"table file {path} is not valid YAML: {e}") from None
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise AnalysisError(f"table file {path} is not valid YAML: {problem}{where}; {expected}") from None
+    except UnicodeDecodeError:
+        raise AnalysisError(f"table file {path} is not a text file (not UTF-8); {expected}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("rows"), list) or not raw["rows"]:
-        raise AnalysisError(f"table file {path} must be a mapping with title, columns and a list of rows")
+        raise AnalysisError(f"table file {path} is not a table: {expected}")
     columns = [str(c) for c in raw.get("columns") or []]
     rows, keys = [], set()
     for i, r in enumerate(raw["rows"]):
