@@ -36,7 +36,7 @@ def test_the_digits_table_ships_and_its_rows_resolve():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rows: []", "must be a mapping with title, columns and a list of rows"),
+    ("rows: []", "is not a table: expected a mapping with title, columns and a list of rows"),
     ("columns: [A]\nrows: [{key: a, cells: [x]}]", "row 1: each row needs key, cells and recipe"),
     ("columns: [A]\nrows: [{key: a, cells: [x, y], recipe: default}]", "row 1: 2 cells for 1 columns"),
     ("columns: [A]\nrows: [{key: a, cells: [x], recipe: default}, {key: a, cells: [y], recipe: default}]",
