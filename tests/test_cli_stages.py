@@ -64,7 +64,7 @@ def test_two_stages_run_end_to_end(full, capsys):
     assert init["test_acc"] == ev["test_acc"] == warm["final_test_acc"]
     # the run directory reads like any run (compare, repeat)
     rec = run_record(full)
-    assert rec["best_acc"] == pytest.approx(100 * main_s["best_test_acc"]) and len(rec["curve"]["epoch"]) == 2
+    assert rec["best_acc"] == pytest.approx(100 * main_s["best_test_acc"]) and len(rec["curve"]["test_acc"]["epoch"]) == 2
     # inflor analyze finds its main stage's checkpoint
     from inflor.analysis.runs import find_checkpoint
     assert find_checkpoint(full) == (full / "main" / "checkpoints" / "best.pt", full / "main")

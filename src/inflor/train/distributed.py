@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier",
+__all__ = ["bare_model", "DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier",
            "per_process_batch", "peer_failure"]
 
 #: words of the errors gloo / NCCL raise when another process of the group died or hung
@@ -123,3 +124,8 @@ def peer_failure(e: BaseException, info: DistInfo) -> str | None:
     first = (text.strip().splitlines() or [type(e).__name__])[0]
     first = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", first)    # "[.../pair.cc:545] " source location
     return first.split(". ")[0].rstrip(".")[:300]
+
+
+def bare_model(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

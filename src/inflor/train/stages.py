@@ -22,11 +22,14 @@ was interrupted (exactly, from its ``last.pt``) and runs the rest.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..atomic import atomic_write
+from ..runs.config_file import write_config_text
+from ..runs.layout import RunDir
+from ..runs.summary import final_run_dir, has_checkpoint  # noqa: F401  (re-exported)
+from ..runs.summary import read_summary_or_empty as _read_summary
+from ..runs.summary import write_summary as _write_summary
 from .config import ConfigError, dump_config, merge, validate_config
 
 __all__ = ["stage_configs", "run_stages", "smoke_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
@@ -49,7 +52,7 @@ def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, d
         merged["name"] = f"{cfg.get('name') or 'run'}/{name}"
         if prev is not None:
             where = Path(out) / prev if out is not None else Path(prev)
-            merged["train"]["init_from"] = str(where / "checkpoints" / "last.pt")
+            merged["train"]["init_from"] = str(RunDir(where).last)
         try:
             result.append((name, validate_config(merged)))
         except ConfigError as e:
@@ -58,35 +61,12 @@ def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, d
     return result
 
 
-def _read_summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def stage_progress(run_dir: Path, cfg: dict) -> str:
     """``completed``, ``partial`` (a checkpoint to resume from) or ``new``."""
     s = _read_summary(run_dir)
     if s.get("status") == "completed" and s.get("epochs_done") == cfg["train"]["epochs"]:
         return "completed"
-    return "partial" if (run_dir / "checkpoints" / "last.pt").is_file() else "new"
-
-
-def final_run_dir(path: str | Path) -> Path:
-    """The run directory holding a run's final weights: ``path`` itself, or for a run made of
-    stages its last stage's directory."""
-    p = Path(path)
-    main = _read_summary(p).get("main_stage")
-    return p / main if main else p
-
-
-def has_checkpoint(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` holds something to resume (a checkpoint, in itself or in a stage)."""
-    p = Path(run_dir)
-    if (p / "checkpoints" / "last.pt").is_file():
-        return True
-    return any((d / "checkpoints" / "last.pt").is_file() for d in p.iterdir() if d.is_dir()) if p.is_dir() else False
+    return "partial" if RunDir(run_dir).last.is_file() else "new"
 
 
 def _one_shot_stops_removed(cfg: dict) -> dict:
@@ -146,14 +126,13 @@ def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Cal
     def write_summary() -> dict:
         summary = _summary(cfg, out, stages, results)
         if main_rank:
-            text = json.dumps(summary, indent=2).encode()
-            atomic_write(out / "summary.json", lambda f: f.write(text))
+            _write_summary(out, summary)
         return summary
 
     try:
         if main_rank:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(dump_config(_one_shot_stops_removed(cfg)))
+            write_config_text(out, dump_config(_one_shot_stops_removed(cfg)))
         for i, (name, scfg) in enumerate(stages):
             where = out / name
             tag = f"stage {i + 1}/{len(stages)} {name!r}"

@@ -23,9 +23,6 @@ statistics needed).
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import random
@@ -40,17 +37,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from inflor.atomic import atomic_write
 from inflor.errors import (CheckpointError, InflorError, NonFiniteLossError, RunError,  # noqa: F401  (re-exported)
                            message)
 from inflor.losses import TASK_LOSSES, im_loss, im_loss_official, mpd_loss
 from inflor.neuron import BaseNode, collect_stats, set_record_stats
-from inflor.surrogate import ESG
+from inflor.runs import checkpoint as ckpt_mod
+from inflor.runs.config_file import write_config_text
+from inflor.runs.layout import RunDir
+from inflor.runs.metrics import write_metrics
+from inflor.runs.rng import get_rng_state, set_rng_state
+from inflor.runs.summary import write_summary
 
-from . import checkpoint as ckpt_mod
 from . import warmstart
+from .callbacks import SnapshotCallback, StopRun, esg_modules
 from .config import ConfigError, dump_config, effective_model_options
-from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed,
+from .distributed import (DistInfo, bare_model, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed,
                           per_process_batch, peer_failure)
 from .interrupts import Interrupts
 from .specs import static_dataset_info
@@ -60,10 +61,6 @@ __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELD
 
 METRIC_FIELDS = ["epoch", "train_loss", "task_loss", "mpd_loss", "im_loss", "train_acc", "test_loss",
                  "test_acc", "lr", "spike_rate", "esg_k", "epoch_time"]
-
-
-class StopRun(Exception):
-    """Raised by a callback to end the run after the current epoch's checkpoint (as if killed)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -160,14 +157,6 @@ class ShardSampler(Sampler):
 
     def __len__(self):
         return len(self.indices)
-
-
-def bare_model(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def esg_modules(model: nn.Module) -> list[ESG]:
-    return [m for m in bare_model(model).modules() if isinstance(m, ESG)]
 
 
 def needs_stats(cfg: dict) -> bool:
@@ -453,8 +442,12 @@ class Trainer:
             self._log(msg)
 
     @property
+    def run(self) -> RunDir:
+        return RunDir(self.out)
+
+    @property
     def ckpt_dir(self) -> Path:
-        return self.out / "checkpoints"
+        return self.run.checkpoints
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -476,11 +469,11 @@ class Trainer:
         check_model_name(cfg)
         check_data_config(cfg)
         if self.resume:
-            last = self.ckpt_dir / "last.pt"
+            last = self.run.last
             if not last.is_file():
                 raise RunError(f"nothing to resume in {self.out}: {last} does not exist "
                                "(the run did not finish an epoch); start it again without --resume")
-        elif broadcast_object(self.dist.is_main and (self.ckpt_dir / "last.pt").exists(), self.dist):
+        elif broadcast_object(self.dist.is_main and self.run.last.exists(), self.dist):
             raise RunError(f"{self.out} already holds a run (checkpoints/last.pt); pass --resume to "
                            "continue it or choose another --out")
 
@@ -544,12 +537,12 @@ class Trainer:
 
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(dump_config(cfg))
+            write_config_text(self.out, dump_config(cfg))
             if t["tensorboard"]:
                 from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(self.out / "tb"), purge_step=self.start_epoch + 1)
+                self.tb = SummaryWriter(str(self.run.tb), purge_step=self.start_epoch + 1)
                 gstep = self.start_epoch * self._steps_per_epoch()
-                self.tb_steps = SummaryWriter(str(self.out / "tb" / "steps"), purge_step=gstep + 1)
+                self.tb_steps = SummaryWriter(str(self.run.tb / "steps"), purge_step=gstep + 1)
         barrier(self.dist)
         if self.init_info is not None:
             self.init_info = warmstart.evaluate_init(self)
@@ -560,7 +553,7 @@ class Trainer:
         return min(n, m) if m else n
 
     def _load_resume(self) -> None:
-        path = self.ckpt_dir / "last.pt"
+        path = self.run.last
         ck = ckpt_mod.load_checkpoint(path, map_location="cpu")
         if ck["model_name"] != self.model_name or ck["model_options"] != self.model_options:
             saved, built = ck["model_options"], self.model_options
@@ -581,7 +574,7 @@ class Trainer:
         self.metrics = list(ck.get("metrics", []))
         self.elapsed_before = float(ck.get("elapsed", 0.0))
         if "rng" in ck:
-            ckpt_mod.set_rng_state(ck["rng"])
+            set_rng_state(ck["rng"])
         self.log(f"resuming {self.out} after epoch {self.start_epoch} "
                  f"(best test acc so far {_fmt(self.best_acc)})")
 
@@ -623,8 +616,8 @@ class Trainer:
                 who = f"the {bad} loss" if bad else "a loss on another rank"
                 raise NonFiniteLossError(
                     f"{who} is not finite at epoch {epoch + 1}, step {step + 1} ({vals}); stopping. "
-                    f"The last good checkpoint is kept in {self.ckpt_dir / 'last.pt'}"
-                    + (" (none yet: no epoch finished)" if not (self.ckpt_dir / "last.pt").exists() else "")
+                    f"The last good checkpoint is kept in {self.run.last}"
+                    + (" (none yet: no epoch finished)" if not self.run.last.exists() else "")
                     + ". Try a lower optim.lr, or train.amp=false.")
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -682,7 +675,6 @@ class Trainer:
         stop_after = t["stop_after_epochs"]
         esgs = esg_modules(self.model)
         if t["snapshots"]:   # per-layer statistics at chosen epochs (inflor.analysis.snapshot)
-            from inflor.analysis.snapshot import SnapshotCallback
             snap = SnapshotCallback(t["snapshots"], t["snapshot_batches"])
             snap.before_training(self)
             self.callbacks.insert(0, snap)
@@ -775,20 +767,20 @@ class Trainer:
         try:
             self._write_summary(t_start, error=error)
         except OSError as e:
-            self.log(f"could not write {self.out / 'summary.json'}: {e}")
+            self.log(f"could not write {self.run.summary}: {e}")
         self._close()
 
     def _save_unsaved(self) -> None:
         """Write the last finished epoch's checkpoint if ``train.save_every`` skipped it."""
         if self._unsaved is not None and self.dist.is_main:
-            ckpt_mod.save_checkpoint(self._unsaved, self.ckpt_dir / "last.pt")
+            ckpt_mod.save_checkpoint(self._unsaved, self.run.last)
             self.saved_epoch = len(self.metrics)
         self._unsaved = None
 
     def _epoch_outputs(self, row: dict, epoch: int, improved: bool, last: bool, t_start: float) -> None:
         t = self.cfg["train"]
         if self.dist.is_main:
-            write_metrics_csv(self.out / "metrics.csv", self.metrics)
+            write_metrics(self.run.metrics, self.metrics, METRIC_FIELDS)
             if self.tb is not None:
                 for key in METRIC_FIELDS[1:]:
                     if row[key] is not None:
@@ -810,8 +802,8 @@ class Trainer:
                 # resume re-creates; the other order could leave last.pt naming a best epoch that
                 # best.pt never received
                 if improved:
-                    ckpt_mod.save_checkpoint(state, self.ckpt_dir / "best.pt")
-                ckpt_mod.save_checkpoint(state, self.ckpt_dir / "last.pt")
+                    ckpt_mod.save_checkpoint(state, self.run.best)
+                ckpt_mod.save_checkpoint(state, self.run.last)
                 self._unsaved, self.saved_epoch = None, epoch + 1
             else:   # kept (serialised) so that an interrupt can still save this epoch
                 self._unsaved = ckpt_mod.checkpoint_bytes(state)
@@ -830,7 +822,7 @@ class Trainer:
             "best_acc": self.best_acc,
             "best_epoch": self.best_epoch,
             "config": self.cfg,
-            "rng": ckpt_mod.get_rng_state(),
+            "rng": get_rng_state(),
             "metrics": list(self.metrics),
             "elapsed": elapsed,
             "versions": ckpt_mod.versions(),
@@ -861,7 +853,7 @@ class Trainer:
         if error:
             summary["error"] = error
         if self.dist.is_main:
-            _atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+            write_summary(self.out, summary)
         return summary
 
     def _close(self) -> None:
@@ -905,18 +897,9 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, cfg: di
             "spike_rate": float(spikes[0] / spikes[1]) if spikes[1] > 0 else None}
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")), fsync=False)
-
-
 def write_metrics_csv(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else (repr(r[k]) if isinstance(r[k], float) else r[k]))
-                    for k in METRIC_FIELDS})
-    _atomic_write_text(path, buf.getvalue())
+    """``metrics.csv`` with the trainer's columns (``inflor.runs.metrics``)."""
+    write_metrics(path, rows, METRIC_FIELDS)
 
 
 def run_training(cfg: dict, out_dir, resume: bool = False, callbacks=(), log=None) -> dict:
