@@ -171,7 +171,7 @@ def smoke_stages(cfg: dict, batch_size: int = 2, image_size: int | None = None, 
                  out=print) -> dict:
     """``--smoke`` of every stage in order, each from the weights the step of the one before left
     (so a stage whose model does not fit the previous one's weights fails here, before any data)."""
-    from .trainer import smoke_test
+    from .smoke import smoke_test
 
     results, state = {}, None
     for name, scfg in stage_configs(cfg):

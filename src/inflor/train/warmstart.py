@@ -142,7 +142,7 @@ class LastLayerRate:
 def evaluate_init(trainer) -> dict:
     """Test the loaded weights before the first epoch, as every epoch is tested; write init.json."""
     from .distributed import all_reduce_sum, bare_model
-    from .trainer import evaluate
+    from .evaluate import evaluate
 
     info = dict(trainer.init_info)
     rate = LastLayerRate(bare_model(trainer.model))
