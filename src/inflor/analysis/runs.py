@@ -122,18 +122,3 @@ def accuracy_column(metrics: dict, prefer=("test_acc", "test_acc1", "test_top1",
         if ("test" in low or "val" in low) and "acc" in low and "best" not in low:
             return k
     return None
-
-
-def report_errors(prog: str):
-    """Decorator for a command's ``func(args)``: the same handling as the ``inflor`` command line
-    gives every command (``inflor.errors.run_command``). Kept for code that imported it from here."""
-    import functools
-
-    from ..errors import run_command
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(args):
-            return run_command(prog, fn, args, debug=getattr(args, "debug", False))
-        return wrapper
-    return deco

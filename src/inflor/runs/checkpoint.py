@@ -31,7 +31,9 @@ from typing import Any
 import torch
 
 from ..atomic import atomic_write
+from .. import __version__
 from ..errors import CheckpointError  # defined with the other user errors; re-exported here
+from ..models import create_model
 from ..safeload import load_weights_only
 from .rng import get_rng_state, set_rng_state  # noqa: F401  (re-exported: the checkpoint's "rng" entry)
 
@@ -43,8 +45,7 @@ REQUIRED = ("format", "model_name", "model_options", "model_state", "epoch", "co
 
 
 def versions() -> dict:
-    import inflor
-    return {"inflor": str(inflor.__version__), "torch": str(torch.__version__),
+    return {"inflor": str(__version__), "torch": str(torch.__version__),
             "python": platform.python_version()}
 
 
@@ -134,8 +135,6 @@ def _short(options: dict) -> str:
 def build_model_from_checkpoint(path_or_dict, map_location: Any = "cpu") -> torch.nn.Module:
     """Rebuild the model a checkpoint was saved from (``create_model(model_name, **model_options)``),
     load its weights strictly and return it in eval mode."""
-    from inflor.models import create_model
-
     ckpt = path_or_dict if isinstance(path_or_dict, dict) else load_checkpoint(path_or_dict, map_location)
     where = ckpt.get("_path", "checkpoint")
     try:

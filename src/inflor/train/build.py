@@ -23,13 +23,14 @@ from .config import ConfigError, effective_model_options
 from .distributed import DistInfo
 from .objective import needs_stats
 from .optim import EpochSchedule, build_optimizer, build_schedule
+from .precision import autocast  # noqa: F401  (re-exported)
 
 __all__ = ["resolve_device", "epoch_seed", "seed_everything", "set_deterministic", "autocast", "model_kwargs",
            "make_model", "apply_activation_checkpointing", "check_data_config", "check_model_name", "BuiltRun",
            "build_run", "ShardSampler", "make_loaders"]
 
 
-# --------------------------------------------------------------------------- device, seeds, precision
+# --------------------------------------------------------------------------- device, seeds
 def resolve_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -57,17 +58,6 @@ def set_deterministic(enabled: bool, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def autocast(device: torch.device, cfg: dict):
-    t = cfg["train"]
-    if not t["amp"]:
-        return torch.autocast(device.type, enabled=False)
-    dtype = t["amp_dtype"]
-    if dtype == "auto":
-        dtype = "float16" if device.type == "cuda" else "bfloat16"
-    return torch.autocast(device.type, dtype=getattr(torch, dtype))
-
 
 
 # --------------------------------------------------------------------------- model

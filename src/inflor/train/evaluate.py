@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from inflor.losses import TASK_LOSSES
 from inflor.neuron import BaseNode, set_record_stats
 
-from .build import autocast
+from .precision import autocast
 from .distributed import DistInfo, all_reduce_sum, bare_model
 
 __all__ = ["SpikeCounter", "evaluate"]

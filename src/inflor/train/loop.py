@@ -10,7 +10,7 @@ from torch import nn
 
 from inflor.errors import NonFiniteLossError
 
-from .build import autocast
+from .precision import autocast
 from .distributed import all_reduce_sum
 from .objective import compute_loss, first_nonfinite, part_names
 

@@ -6,14 +6,16 @@ import time
 
 import torch
 
-from inflor.errors import CheckpointError, NonFiniteLossError, RunError
+from inflor.data import static_info
+from inflor.errors import CheckpointError, ConfigError, NonFiniteLossError, RunError
 
-from .build import autocast, build_run, check_data_config, check_model_name, resolve_device
+from .build import build_run, check_data_config, check_model_name, resolve_device
 from .callbacks import EsgSchedule
 from .objective import compute_loss, first_nonfinite, format_losses
-from .specs import static_dataset_info
+from .precision import autocast
+from .stages import stage_configs
 
-__all__ = ["smoke_test"]
+__all__ = ["smoke_test", "smoke_stages"]
 
 
 def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, device: str | None = None,
@@ -23,23 +25,22 @@ def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, de
 
     The weights of ``train.init_from`` are loaded when that file exists, or ``init_state`` (a
     state dict) when given; a recipe with ``stages`` smoke-tests each stage from the weights the
-    one before it left (``inflor.train.stages.smoke_stages``)."""
+    one before it left (``smoke_stages``)."""
     if cfg.get("stages"):
-        from .stages import smoke_stages   # stages runs each stage through this function
         return smoke_stages(cfg, batch_size=batch_size, image_size=image_size, device=device, out=out)
     t0 = time.perf_counter()
     check_model_name(cfg)
     check_data_config(cfg)
     dev = resolve_device(device or cfg["train"]["device"])
-    info = static_dataset_info(cfg["data"]["name"], dict(cfg["data"]["options"]), root=cfg["data"]["root"])
+    info = static_info(cfg["data"]["name"], root=cfg["data"]["root"], **cfg["data"]["options"])
     if image_size is not None:   # models with a fixed-size flatten layer are built for this size
         c = info.input_shape[0]
         info = type(info)(name=info.name, num_classes=info.num_classes, input_shape=(c, image_size, image_size),
                           timesteps=info.timesteps)
     try:
         built = build_run(cfg, info, dev, init_state=init_state)
-    except CheckpointError as e:
-        raise RunError(str(e)) from None
+    except CheckpointError as e:   # a later stage that does not fit the previous one's weights: the recipe's fault
+        raise (ConfigError if init_state is not None else RunError)(str(e)) from None
     model, opt = built.model.train(), built.optimizer
     lr = built.schedule.set_epoch(0)
     EsgSchedule(model, cfg["train"]["epochs"]).set_epoch(0)
@@ -76,3 +77,17 @@ def smoke_test(cfg: dict, batch_size: int = 2, image_size: int | None = None, de
             f"input {tuple(shape)} -> logits {tuple(logits.shape)}, {format_losses(res['loss'])}; "
             f"build {t_build:.2f}s, forward {t2 - t1:.2f}s, backward {t3 - t2:.2f}s, step {t4 - t3:.3f}s")
     return res
+
+
+def smoke_stages(cfg: dict, batch_size: int = 2, image_size: int | None = None, device: str | None = None,
+                 out=print) -> dict:
+    """``--smoke`` of every stage in order, each from the weights the step of the one before left
+    (so a stage whose model does not fit the previous one's weights fails here, before any data)."""
+    results, state = {}, None
+    for name, scfg in stage_configs(cfg):
+        res = smoke_test(scfg, batch_size=batch_size, image_size=image_size, device=device, out=out,
+                         init_state=state)
+        state = res["model_state"]
+        results[name] = res
+    return {"name": cfg.get("name"), "stages": results, "loss": results[list(results)[-1]]["loss"],
+            "model_state": state}

@@ -30,9 +30,12 @@ from ..runs.layout import RunDir
 from ..runs.summary import final_run_dir, has_checkpoint  # noqa: F401  (re-exported)
 from ..runs.summary import read_summary_or_empty as _read_summary
 from ..runs.summary import write_summary as _write_summary
+from ..errors import RunError
+from .build import resolve_device
 from .config import ConfigError, dump_config, merge, validate_config
+from .distributed import cleanup, init_distributed
 
-__all__ = ["stage_configs", "run_stages", "smoke_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
+__all__ = ["stage_configs", "run_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
 
 
 def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, dict]]:
@@ -104,11 +107,10 @@ def _summary(cfg: dict, out: Path, stages: list, results: dict) -> dict:
     return summary
 
 
-def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Callable] = (),
+def run_stages(cfg: dict, out_dir, make_trainer: Callable, resume: bool = False, callbacks: Iterable[Callable] = (),
                log: Callable[[str], None] | None = None) -> dict:
-    """Run every stage of ``cfg`` into ``out_dir/<stage>`` (see the module docstring)."""
-    from .distributed import cleanup, init_distributed
-    from .trainer import RunError, Trainer, resolve_device
+    """Run every stage of ``cfg`` into ``out_dir/<stage>`` (see the module docstring), each with
+    ``make_trainer(cfg, run_dir, resume=, callbacks=, log=)`` (``inflor.train.Trainer``)."""
 
     log = log or (lambda s: print(s, flush=True))
     out = Path(out_dir)
@@ -144,7 +146,7 @@ def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Cal
             if main_rank:
                 log(f"{tag} -> {where}" + (" (resuming)" if progress[name] == "partial" else "")
                     + (f", from the weights of stage {stages[i - 1][0]!r}" if i else ""))
-            tr = Trainer(scfg, where, resume=progress[name] == "partial", callbacks=callbacks, log=log)
+            tr = make_trainer(scfg, where, resume=progress[name] == "partial", callbacks=callbacks, log=log)
             tr.setup()
             try:
                 results[name] = tr.fit()
@@ -165,19 +167,3 @@ def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Cal
         log(f"stopped in stage {next(e['name'] for e in summary['stages'] if e['status'] != 'completed')!r}; "
             f"continue with --resume --out {out}")
     return summary
-
-
-def smoke_stages(cfg: dict, batch_size: int = 2, image_size: int | None = None, device: str | None = None,
-                 out=print) -> dict:
-    """``--smoke`` of every stage in order, each from the weights the step of the one before left
-    (so a stage whose model does not fit the previous one's weights fails here, before any data)."""
-    from .smoke import smoke_test
-
-    results, state = {}, None
-    for name, scfg in stage_configs(cfg):
-        res = smoke_test(scfg, batch_size=batch_size, image_size=image_size, device=device, out=out,
-                         init_state=state)
-        state = res["model_state"]
-        results[name] = res
-    return {"name": cfg.get("name"), "stages": results, "loss": results[list(results)[-1]]["loss"],
-            "model_state": state}

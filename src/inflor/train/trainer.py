@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from inflor.data import build_datasets
+from inflor.data import build_datasets, static_info
 from inflor.errors import (CheckpointError, InflorError, NonFiniteLossError, RunError,  # noqa: F401  (re-exported)
                            message)
 from inflor.losses import TASK_LOSSES  # noqa: F401  (re-exported)
@@ -48,7 +48,7 @@ from .objective import METRIC_FIELDS, compute_loss, metric_fields, needs_stats  
 from .optim import EpochSchedule, build_optimizer, make_scaler  # noqa: F401  (re-exported)
 from .outputs import TensorBoard, epoch_line, epoch_row, fmt, progress_mode, summary_doc
 from .smoke import smoke_test  # noqa: F401  (re-exported)
-from .specs import static_dataset_info
+from .stages import run_stages
 from .state import checkpoint_state, restore
 
 __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELDS", "build_optimizer",
@@ -127,7 +127,7 @@ class Trainer:
             raise RunError(f"{self.out} already holds a run (checkpoints/last.pt); pass --resume to "
                            "continue it or choose another --out")
         # model first (validates its options and a warm start), from the static description of the data
-        static = static_dataset_info(cfg["data"]["name"], cfg["data"]["options"], root=cfg["data"]["root"])
+        static = static_info(cfg["data"]["name"], root=cfg["data"]["root"], **cfg["data"]["options"])
         built = build_run(cfg, static, self.device, warm_start=not self.resume)
         # data (may raise FileNotFoundError naming the missing files)
         self.train_ds, self.test_ds, self.info = build_datasets(cfg["data"]["name"], root=cfg["data"]["root"],
@@ -333,8 +333,7 @@ def run_training(cfg: dict, out_dir, resume: bool = False, callbacks=(), log=Non
     """Set up and run a ``Trainer`` (each stage's in turn for a recipe with ``stages``); always
     tears the process group down."""
     if cfg.get("stages"):
-        from .stages import run_stages   # stages runs a Trainer per stage
-        return run_stages(cfg, out_dir, resume=resume, callbacks=callbacks, log=log)
+        return run_stages(cfg, out_dir, Trainer, resume=resume, callbacks=callbacks, log=log)
     tr = Trainer(cfg, out_dir, resume=resume, callbacks=callbacks, log=log)
     finished = False
     try:

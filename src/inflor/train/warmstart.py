@@ -20,11 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..neuron import BaseNode
 from ..runs.checkpoint import CheckpointError, load_checkpoint
 from ..runs.files import write_json
 from ..runs.layout import INIT as INIT_FILE
 from ..runs.layout import RunDir
 from ..runs.summary import final_run_dir
+from ..surrogate import Surrogate
+from .distributed import all_reduce_sum, bare_model
+from .evaluate import evaluate
 
 __all__ = ["INIT_FILE", "resolve_init_checkpoint", "learned_state", "first_mismatch", "load_weights",
            "load_init", "LastLayerRate"]
@@ -49,7 +53,6 @@ def resolve_init_checkpoint(spec: str | os.PathLike) -> Path:
 
 
 def _surrogate_prefixes(model: nn.Module) -> tuple[str, ...]:
-    from inflor.surrogate import Surrogate
     return tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, Surrogate) and name)
 
 
@@ -111,7 +114,6 @@ class LastLayerRate:
     pass (the network's last spiking layer), summed over everything run while attached."""
 
     def __init__(self, model: nn.Module):
-        from inflor.neuron import BaseNode
         self.sums: dict[str, list[float]] = {}
         self.order: list[str] = []
         self.handles = [m.register_forward_hook(self._hook(name)) for name, m in model.named_modules()
@@ -141,9 +143,6 @@ class LastLayerRate:
 
 def evaluate_init(trainer) -> dict:
     """Test the loaded weights before the first epoch, as every epoch is tested; write init.json."""
-    from .distributed import all_reduce_sum, bare_model
-    from .evaluate import evaluate
-
     info = dict(trainer.init_info)
     rate = LastLayerRate(bare_model(trainer.model))
     try:
