@@ -94,3 +94,28 @@ def test_short_run_matches_the_golden_file(name, tmp_path):
 
 def test_smoke_matches_the_golden_file():
     _check("smoke", capture_smoke())
+
+
+OLD_RUN = Path(__file__).with_name("old_run")   # TINY, stopped after epoch 1 by the trainer at 4da64ef
+
+
+def test_a_run_saved_before_the_split_resumes_to_the_same_result(tmp_path, capsys):
+    """``old_run`` holds config.yaml, metrics.csv, summary.json and checkpoints/last.pt written
+    by the old trainer (``train.stop_after_epochs=1``); resuming it now must end exactly where
+    the golden uninterrupted run ends."""
+    import shutil
+
+    from inflor.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(OLD_RUN, run)
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert f"resuming {run} after epoch 1" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    for r in rows:
+        r.pop("epoch_time")
+    want = _golden()["plain"]
+    assert open(run / "metrics.csv").readline().strip() == want["header"]
+    _same(json.loads(json.dumps(rows, sort_keys=True)), want["rows"], "resumed rows")
+    ck = load_checkpoint(run / "checkpoints" / "last.pt")
+    _same({k: float(v.double().sum()) for k, v in sorted(ck["model_state"].items())}, want["ckpt"]["model_state_sum"], "weights")
