@@ -30,8 +30,8 @@ ALLOWED = {
     "models": set(),
     "core": set(),
 }
-#: known exceptions, each to be removed: paper tables read the recipes (config) — issue 12
-KNOWN = {("inflor.analysis.reproduction", "train"), ("inflor.analysis.reproduction_doc", "train")}
+#: known exceptions (none left; list (module, group) pairs here only with a reason)
+KNOWN: set = set()
 
 
 def _modules():
