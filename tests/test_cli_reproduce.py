@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from inflor.analysis import reproduction_doc
-from inflor.analysis.reproduction import list_tables, load_table, render_table
+from inflor.commands import reproduction_doc
+from inflor.commands.reproduction import list_tables, load_table, render_table
 from inflor.cli import main
 
 TINY = ["model.options={timesteps: 1, width: 4, neuron: srif, norm: tdbn}", "train.epochs=1",
@@ -85,7 +85,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def test_reproduction_page_is_what_the_records_generate():
     records = reproduction_doc.read_records(DOCS / "reproduction")
     assert (DOCS / "reproduction.md").read_text() == reproduction_doc.render(records), \
-        "docs/reproduction.md is out of date: run python -m inflor.analysis.reproduction_doc"
+        "docs/reproduction.md is out of date: run python -m inflor.commands.reproduction_doc"
 
 
 def test_the_digits_record_is_the_shipped_table_run_with_three_seeds():

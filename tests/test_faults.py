@@ -28,7 +28,7 @@ import pytest
 import torch
 
 from inflor.cli import main
-from inflor.train import checkpoint as ckpt_mod
+from inflor.runs import checkpoint as ckpt_mod
 from inflor.train.checkpoint import load_checkpoint
 from inflor.train.config import load_config
 from inflor.train.trainer import run_training

@@ -25,12 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.command_parsers = sub.choices       # name (and alias) -> the command's parser
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"inflor.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"inflor.commands.{name}":
-                raise
-            continue  # command not written yet
+        module = importlib.import_module(f"inflor.commands.{name}")
         # --debug also after the command (inflor train --debug ...); SUPPRESS keeps the main value
         module.add_parser(sub).add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                             help=DEBUG_HELP)

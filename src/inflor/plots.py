@@ -6,7 +6,6 @@ can be redrawn without the model. matplotlib runs with the non-interactive Agg b
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -18,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from .runs.metrics import read_metrics  # noqa: E402,F401  (metrics.csv as columns; re-exported)
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -312,23 +313,6 @@ def plot_distribution_evolution(layer: str, hists: Mapping[str, Mapping], path, 
 
 
 # --------------------------------------------------------------------------- curves
-
-def read_metrics(path) -> dict[str, list]:
-    """``metrics.csv`` as columns: numbers where they parse, else strings; empty cells -> NaN."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    cols: dict[str, list] = {}
-    for row in rows:
-        for k, v in row.items():
-            if k is None:
-                continue
-            try:
-                val = float(v) if v not in ("", None) else math.nan
-            except ValueError:
-                val = v
-            cols.setdefault(k, []).append(val)
-    return cols
-
 
 def as_percent(values) -> list:
     """Accuracies in percent: a column whose values all lie in [0, 1] is multiplied by 100."""

@@ -34,6 +34,7 @@ from ..energy import EnergyConstants
 from . import histogram
 from .htmlpage import fmt, page, table
 from .probe import run_probe
+from .snapshot import load_snapshots, plot_snapshots
 
 FORMAT = "inflor-analysis-v2"
 #: the keys of RecDis's split of H: below 0, inside [0, 1], above 1
@@ -194,7 +195,6 @@ def analyze(model: nn.Module, loader: Iterable, out_dir, layers: Sequence[str] |
     if metrics:
         result["plots"]["metrics"] = plots.plot_metrics(metrics, out / "metrics.png").name
     if run_dir is not None:
-        from .snapshot import load_snapshots, plot_snapshots
         if load_snapshots(run_dir):
             made = plot_snapshots(run_dir, out / "snapshots")
             result["plots"]["snapshots"] = {

@@ -8,12 +8,18 @@ missing) raises ``AnalysisError`` with a message meant to be printed as is.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from ..errors import AnalysisError  # noqa: F401  (defined with the other user errors; re-exported here)
-
-CHECKPOINT_NAMES = ("best", "last")
+from ..errors import AnalysisError, CheckpointError  # noqa: F401  (AnalysisError re-exported here)
+from ..runs.checkpoint import build_model_from_checkpoint, load_checkpoint
+from ..runs.config_file import read_config_text  # noqa: F401  (re-exported)
+from ..runs.config_file import read_run_config as _read_run_config
+from ..runs.files import read_json  # noqa: F401  (re-exported)
+from ..runs.layout import CHECKPOINT_NAMES, RunDir
+from ..runs.loader import rebuild_loader
+from ..runs.metrics import read_metrics as _read_metrics
+from ..runs.summary import final_run_dir
+from ..runs.summary import read_summary as _read_summary
 
 
 def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
@@ -28,28 +34,25 @@ def find_checkpoint(path, which: str = "best") -> tuple[Path, Path | None]:
         raise AnalysisError(f"{p} does not exist: give a run directory (made by 'inflor train') or a "
                             f"checkpoint file (.pt)")
     if p.is_file():
-        run_dir = p.parent.parent if p.parent.name == "checkpoints" else None
-        if run_dir is not None and not (run_dir / "config.yaml").exists():
-            run_dir = None
-        return p, run_dir
-    from ..train.stages import final_run_dir
+        run = RunDir.of_checkpoint(p)
+        if run is not None and not run.config.exists():
+            run = None
+        return p, (run.path if run is not None else None)
     p = final_run_dir(p)            # a run made of stages: its last (main) stage
+    run = RunDir(p)
     order = [which] + [n for n in CHECKPOINT_NAMES if n != which]
     for name in order:
-        c = p / "checkpoints" / f"{name}.pt"
+        c = run.checkpoint(name)
         if c.is_file():
             return c, p
     hint = ("it has no config.yaml either, so it is probably not a run directory"
-            if not (p / "config.yaml").exists() else
+            if not run.config.exists() else
             "the run may have stopped before its first epoch ended (checkpoints are written after each epoch)")
-    raise AnalysisError(f"run directory {p} has no checkpoint: expected {p / 'checkpoints' / 'best.pt'} or "
-                        f"{p / 'checkpoints' / 'last.pt'}; {hint}")
+    raise AnalysisError(f"run directory {p} has no checkpoint: expected {run.best} or {run.last}; {hint}")
 
 
 def load_model(ckpt_path) -> tuple[object, dict]:
     """``(model in eval mode, checkpoint dict)``; any failure becomes an ``AnalysisError``."""
-    from ..train.checkpoint import CheckpointError, build_model_from_checkpoint, load_checkpoint
-
     try:
         ckpt = load_checkpoint(ckpt_path)
         model = build_model_from_checkpoint(ckpt)
@@ -64,11 +67,6 @@ def build_test_loader(config: dict | None, data: str | None = None, root: str | 
                       batch_size: int | None = None, split: str = "test", data_options: dict | None = None):
     """``(DataLoader over the test (or train) split, description)`` from a run config, with the
     dataset name, root, options and batch size overridable."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from ..data import build_datasets
-
     dcfg = dict((config or {}).get("data") or {})
     name = data or dcfg.get("name")
     if not name:
@@ -78,61 +76,22 @@ def build_test_loader(config: dict | None, data: str | None = None, root: str | 
     root = root if root is not None else dcfg.get("root")
     bs = batch_size or dcfg.get("test_batch_size") or dcfg.get("batch_size") or 64
     try:
-        train_ds, test_ds, info = build_datasets(name, root=root, **options)
+        loader, ds, _ = rebuild_loader(name, root=root, options=options, batch_size=int(bs), split=split)
     except (FileNotFoundError, ValueError, TypeError) as e:
         raise AnalysisError(f"cannot load dataset {name!r}: {e}") from None
-    ds = test_ds if split == "test" else train_ds
-    g = torch.Generator().manual_seed(0)
-    loader = DataLoader(ds, batch_size=int(bs), shuffle=False, num_workers=0, generator=g)
     return loader, {"name": name, "split": split, "size": len(ds), "batch_size": int(bs),
                     **({"root": str(root)} if root else {}), **({"options": options} if options else {})}
-
-
-def read_config_text(run_dir) -> str | None:
-    if run_dir is None:
-        return None
-    p = Path(run_dir) / "config.yaml"
-    return p.read_text(encoding="utf-8") if p.is_file() else None
 
 
 def read_run_config(run_dir) -> dict:
     """A run's resolved config: ``summary.json``'s copy, else ``config.yaml``; ``{}`` if neither
     holds one (a config file that does not parse is an ``AnalysisError``)."""
-    cfg = read_summary(run_dir).get("config")
-    if isinstance(cfg, dict) and cfg:
-        return cfg
-    text = read_config_text(run_dir)
-    if text is None:
-        return {}
-    import yaml
-    try:
-        cfg = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise AnalysisError(f"{Path(run_dir) / 'config.yaml'} is not valid YAML: {e}") from None
-    return cfg if isinstance(cfg, dict) else {}
-
-
-def read_json(path, what: str) -> dict:
-    """The JSON object in ``path``; a damaged file raises ``AnalysisError`` naming it (``what``
-    says which file it should be)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise AnalysisError(f"{path} is not valid JSON ({e.msg}, line {e.lineno}, column {e.colno}): the file "
-                            f"is damaged or half-written; expected {what}") from None
-    except UnicodeDecodeError:
-        raise AnalysisError(f"{path} is not a text file (not UTF-8); expected {what}") from None
-    if not isinstance(doc, dict):
-        raise AnalysisError(f"{path} holds a JSON {type(doc).__name__}, not an object; expected {what}")
-    return doc
+    return _read_run_config(run_dir, AnalysisError)
 
 
 def read_summary(run_dir) -> dict:
     """``summary.json`` of a run (``{}`` when there is none; a damaged one raises AnalysisError)."""
-    p = Path(run_dir) / "summary.json"
-    if not p.is_file():
-        return {}
-    return read_json(p, "the summary.json that inflor train writes")
+    return _read_summary(run_dir, AnalysisError)
 
 
 def as_percent(values) -> list:
@@ -142,13 +101,11 @@ def as_percent(values) -> list:
 
 
 def read_metrics(run_dir) -> dict | None:
-    from ..plots import read_metrics as _read
-
-    p = Path(run_dir) / "metrics.csv"
+    p = RunDir(run_dir).metrics
     if not p.is_file():
         return None
     try:
-        cols = _read(p)
+        cols = _read_metrics(p)
     except (UnicodeDecodeError, csv.Error) as e:
         raise AnalysisError(f"cannot read {p} ({type(e).__name__}: {e}); expected the metrics.csv that inflor "
                             f"train writes (a header line, then one row per epoch)") from None
@@ -165,18 +122,3 @@ def accuracy_column(metrics: dict, prefer=("test_acc", "test_acc1", "test_top1",
         if ("test" in low or "val" in low) and "acc" in low and "best" not in low:
             return k
     return None
-
-
-def report_errors(prog: str):
-    """Decorator for a command's ``func(args)``: the same handling as the ``inflor`` command line
-    gives every command (``inflor.errors.run_command``). Kept for code that imported it from here."""
-    import functools
-
-    from ..errors import run_command
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(args):
-            return run_command(prog, fn, args, debug=getattr(args, "debug", False))
-        return wrapper
-    return deco

@@ -3,7 +3,8 @@ that IM-Loss Fig. 2 (layer-wise spike rates at epoch 0 / 1 / end) and RecDis Fig
 membrane distribution across training) come out of a normal run.
 
 ``inflor train ... train.snapshots=0,1,last`` (config keys ``train.snapshots`` and
-``train.snapshot_batches``) does it: the trainer adds a ``SnapshotCallback``. By hand (on the main
+``train.snapshot_batches``) does it: the trainer adds a ``SnapshotCallback``
+(``inflor.train.callbacks``). By hand (on the main
 process only, with the bare model, not a DDP wrapper)::
 
     from inflor.analysis.snapshot import snapshot, snapshot_epochs
@@ -15,95 +16,34 @@ process only, with the bare model, not a DDP wrapper)::
         if e + 1 in wanted:
             snapshot(model, test_loader, run_dir, epoch=e + 1)  # epoch = epochs finished
 
-Each call writes ``RUN_DIR/snapshots/epoch_0001.json`` (format ``inflor-snapshot-v2``: ``epoch``,
-``samples``, ``accuracy``, ``layers`` with the numbers of analysis.json, ``histograms`` as binned
-dicts; ``load_snapshots`` also reads v1 files, whose fixed-range histograms it converts). It
+Each call writes ``RUN_DIR/snapshots/epoch_0001.json`` (``inflor.runs.snapshots``: format
+``inflor-snapshot-v2``, ``epoch``, ``samples``, ``accuracy``, ``layers`` with the numbers of
+analysis.json, ``histograms`` as binned dicts; ``load_snapshots`` also reads v1 files, whose
+fixed-range histograms it converts). It
 runs in eval mode under ``torch.no_grad``, restores the train/eval mode and leaves every
 random-number generator (torch, CUDA, numpy, random) as it found them, so a run with snapshots
 trains exactly like one without. ``inflor plot snapshots RUN_DIR`` draws them.
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import random
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
-import torch
 from torch import nn
 
-from ..atomic import atomic_write
-
-SNAPSHOT_DIR = "snapshots"
-FORMAT = "inflor-snapshot-v2"
-#: formats ``load_snapshots`` reads (v1: fixed-range histograms with a ``hist_spec``)
-READABLE = ("inflor-snapshot-v1", FORMAT)
-
-
-def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int, strict: bool = True) -> set[int]:
-    """Parse ``"0,1,last"`` (also ``"all"``, ``"none"``, ``"every:10"``) into epoch counts in
-    ``0 .. num_epochs`` (0 = before training, e = after e finished epochs). An epoch outside that
-    range raises ``ValueError``, or is left out when ``strict`` is False."""
-    if spec is None:
-        return set()
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: set[int] = set()
-    for item in items:
-        s = str(item).strip().lower()
-        if s in ("", "none"):
-            continue
-        if s == "last":
-            out.add(num_epochs)
-        elif s == "all":
-            out.update(range(num_epochs + 1))
-        elif s.startswith("every:"):
-            step = int(s.split(":", 1)[1])
-            if step < 1:
-                raise ValueError(f"snapshot step must be >= 1, got {step}")
-            out.update(range(0, num_epochs + 1, step))
-            out.add(num_epochs)
-        else:
-            try:
-                e = int(s)
-            except ValueError:
-                raise ValueError(f"bad snapshot epoch {item!r}: use integers, 'last', 'all', 'none' "
-                                 f"or 'every:N', comma separated") from None
-            if not 0 <= e <= num_epochs:
-                if not strict:
-                    continue
-                raise ValueError(f"snapshot epoch {e} is outside 0..{num_epochs}")
-            out.add(e)
-    return out
-
-
-@contextlib.contextmanager
-def preserved_rng():
-    """Leave the torch (CPU and CUDA), numpy and python generators untouched by the block."""
-    py, npy = random.getstate(), np.random.get_state()
-    cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        yield
-    finally:
-        random.setstate(py)
-        np.random.set_state(npy)
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-
-
-def snapshot_path(run_dir, epoch: int) -> Path:
-    return Path(run_dir) / SNAPSHOT_DIR / f"epoch_{int(epoch):04d}.json"
+from ..errors import AnalysisError
+from ..runs.layout import SNAPSHOTS as SNAPSHOT_DIR
+from ..runs.rng import preserved_rng  # noqa: F401  (re-exported)
+from ..runs.snapshots import (FORMAT, READABLE, SNAPSHOT_KEYS, check_spec, read_snapshots,  # noqa: F401
+                              snapshot_epochs, snapshot_path, write_snapshot)
+from .histogram import as_binned
+from .probe import run_probe
 
 
 def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batches: int | None = 10,
              layers: Sequence[str] | None = None, device=None) -> Path:
     """Measure ``model``'s spiking layers on (the first ``max_batches`` batches of) ``loader`` and
     write ``RUN_DIR/snapshots/epoch_XXXX.json``; returns its path. ``epoch`` = epochs finished."""
-    from .probe import run_probe
-
     if device is None:
         p = next(model.parameters(), None)
         device = p.device if p is not None else "cpu"
@@ -112,29 +52,13 @@ def snapshot(model: nn.Module, loader: Iterable, run_dir, epoch: int, max_batche
     for name, info in res["layer_info"].items():
         if name in res["layers"]:
             res["layers"][name]["settings"] = info
-    doc = {"format": FORMAT, "epoch": int(epoch), "samples": res["samples"], "batches": res["batches"],
-           "accuracy": res["accuracy"], "layers": res["layers"], "histograms": res["histograms"]}
-    return atomic_write(snapshot_path(run_dir, epoch), lambda f: f.write(json.dumps(doc).encode("utf-8")),
-                        fsync=False)
-
-
-def check_spec(spec) -> str | None:
-    """Validate the format of an epoch spec (for config checks); returns it as a string."""
-    if spec is None:
-        return None
-    spec = str(spec)
-    snapshot_epochs(spec, 10 ** 9)
-    return spec
-
-
-#: keys every snapshot holds (v1 files also a ``hist_spec``)
-SNAPSHOT_KEYS = ("epoch", "layers", "histograms")
+    return write_snapshot(run_dir, epoch, {"samples": res["samples"], "batches": res["batches"],
+                                           "accuracy": res["accuracy"], "layers": res["layers"],
+                                           "histograms": res["histograms"]})
 
 
 def _binned_histograms(doc: dict) -> dict:
     """``doc`` with every histogram as a binned dict (v1 files: converted with their hist_spec)."""
-    from .histogram import as_binned
-
     spec = doc.pop("hist_spec", None)
     doc["histograms"] = {name: {k: as_binned(h, spec) for k, h in pair.items()}
                          for name, pair in doc.get("histograms", {}).items()}
@@ -145,20 +69,7 @@ def load_snapshots(run_dir) -> list[dict]:
     """All snapshots of a run, sorted by epoch (``[]`` if there are none), histograms as binned
     dicts (``inflor.analysis.histogram``) whatever the file's format version. A damaged snapshot
     file raises ``AnalysisError`` naming it (none is skipped silently)."""
-    from .runs import AnalysisError, read_json
-
-    d = Path(run_dir) / SNAPSHOT_DIR
-    docs = []
-    expected = f"a snapshot written by inflor train (format {FORMAT!r} with {', '.join(SNAPSHOT_KEYS)})"
-    for p in sorted(d.glob("epoch_*.json")) if d.is_dir() else []:
-        doc = read_json(p, expected)
-        missing = [k for k in SNAPSHOT_KEYS + (("hist_spec",) if doc.get("format") == READABLE[0] else ())
-                   if k not in doc]
-        if doc.get("format") not in READABLE or missing:
-            raise AnalysisError(f"{p} is not a usable snapshot (format {doc.get('format')!r}"
-                                + (f", missing {', '.join(missing)}" if missing else "") + f"); expected {expected}")
-        docs.append(_binned_histograms(doc))
-    return sorted(docs, key=lambda d: d["epoch"])
+    return [_binned_histograms(doc) for doc in read_snapshots(run_dir)]
 
 
 def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, epochs: Sequence[int] | None = None,
@@ -167,8 +78,7 @@ def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, e
     chosen layer (default: up to ``max_layer_plots`` spread over the depth), its membrane
     distribution at each epoch (RecDis Fig. 2). Returns ``{"spike_rates": path, "distributions":
     {layer: path}}`` with paths relative to ``out_dir`` (default ``RUN_DIR/snapshots``)."""
-    from .. import plots
-    from .runs import AnalysisError
+    from .. import plots   # matplotlib: loaded only to draw
 
     docs = load_snapshots(run_dir)
     if not docs:
@@ -202,47 +112,3 @@ def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, e
         dists[name] = p.name
     made["distributions"] = dists
     return made
-
-
-class SnapshotCallback:
-    """Snapshots through the trainer's callback interface (``run_training(..., callbacks=[cb])``,
-    called as ``cb(trainer, epoch_index, row)`` after each epoch). The epoch-0 snapshot needs a
-    call before training: ``cb.before_training(trainer)`` after ``Trainer.setup()``
-    (``train_with_snapshots`` does both)."""
-
-    def __init__(self, epochs: "str | Sequence[int]" = "0,1,last", max_batches: int | None = 10,
-                 layers: Sequence[str] | None = None):
-        self.spec = epochs
-        self.max_batches = max_batches
-        self.layers = layers
-        self.written: list[Path] = []
-
-    def _wanted(self, trainer) -> set[int]:
-        return snapshot_epochs(self.spec, trainer.cfg["train"]["epochs"], strict=False)
-
-    def _take(self, trainer, epoch: int) -> None:
-        if getattr(trainer, "dist", None) is not None and not trainer.dist.is_main:
-            return
-        self.written.append(snapshot(trainer.model, trainer.test_loader, trainer.out, epoch,
-                                     max_batches=self.max_batches, layers=self.layers, device=trainer.device))
-
-    def before_training(self, trainer) -> None:
-        if trainer.start_epoch == 0 and 0 in self._wanted(trainer):
-            self._take(trainer, 0)
-
-    def __call__(self, trainer, epoch: int, row: dict) -> None:
-        if epoch + 1 in self._wanted(trainer):
-            self._take(trainer, epoch + 1)
-
-
-def train_with_snapshots(cfg: dict, out_dir, epochs: "str | Sequence[int]" = "0,1,last",
-                         max_batches: int | None = 10, resume: bool = False, log=None) -> dict:
-    """``inflor.train.trainer.run_training`` with ``train.snapshots`` set; returns the summary."""
-    import copy
-
-    from ..train.trainer import run_training
-
-    cfg = copy.deepcopy(cfg)
-    cfg["train"]["snapshots"] = check_spec(",".join(map(str, epochs)) if not isinstance(epochs, str) else epochs)
-    cfg["train"]["snapshot_batches"] = max_batches
-    return run_training(cfg, out_dir, resume=resume, log=log)

@@ -34,10 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=None, device=None) -> dict:
     """Rebuild the model of a checkpoint, build the test split of its dataset and evaluate."""
-    from torch.utils.data import DataLoader
-
-    from inflor.data import build_datasets
-    from inflor.train.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from inflor.runs.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from inflor.runs.loader import rebuild_loader
     from inflor.train.config import ConfigError, apply_overrides, parse_overrides, validate_config
     from inflor.train.trainer import check_data_config, evaluate, resolve_device
 
@@ -60,12 +58,12 @@ def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=Non
     model = build_model_from_checkpoint(ck)
     dev = resolve_device(cfg["train"]["device"])
     d = cfg["data"]
-    _, test_ds, info = build_datasets(d["name"], root=d["root"], **d["options"])
+    loader, _, info = rebuild_loader(d["name"], root=d["root"], options=d["options"],
+                                     batch_size=d["test_batch_size"] or d["batch_size"], workers=d["workers"],
+                                     pin_memory=dev.type == "cuda")
     if info.num_classes != ck["model_options"].get("num_classes", info.num_classes):
         raise ConfigError(f"dataset {info.name!r} has {info.num_classes} classes but the model in "
                           f"{path} was trained for {ck['model_options']['num_classes']}")
-    loader = DataLoader(test_ds, batch_size=d["test_batch_size"] or d["batch_size"], shuffle=False,
-                        num_workers=d["workers"], pin_memory=dev.type == "cuda")
     t0 = time.perf_counter()
     res = evaluate(model.to(dev), loader, dev, cfg)
     return {"checkpoint": str(path), "model": ck["model_name"], "dataset": info.name, "epoch": ck["epoch"],

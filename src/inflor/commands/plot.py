@@ -39,6 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     from .. import plots
     from ..analysis.runs import AnalysisError
+    from ..runs.layout import RunDir
 
     if args.kind == "snapshots":
         if not args.run:
@@ -47,7 +48,7 @@ def run(args) -> int:
             raise AnalysisError(f"{args.run} is not a directory")
         from ..analysis.snapshot import plot_snapshots
         made = plot_snapshots(args.run, args.out, layers=args.layers)
-        out = Path(args.out) if args.out else Path(args.run) / "snapshots"
+        out = Path(args.out) if args.out else RunDir(args.run).snapshots
         print(f"wrote {out / made['spike_rates']}")
         for rel in made["distributions"].values():
             print(f"wrote {out / rel}")

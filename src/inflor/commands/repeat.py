@@ -43,7 +43,7 @@ def run(args) -> int:
     from ..analysis.runs import AnalysisError
     from ..analysis.tables import paper_label, repeat_markdown, repeat_summary, run_record
     from ..train.config import load_config, parse_overrides, set_key
-    from ..train.stages import has_checkpoint
+    from ..runs.summary import has_checkpoint
     from ..train.trainer import RunError, run_training
 
     if args.seeds < 1:

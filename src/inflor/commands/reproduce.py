@@ -84,7 +84,7 @@ def _machine() -> dict:
 
 
 def run(args) -> int:
-    from ..analysis.reproduction import list_tables, load_table, render_table
+    from .reproduction import list_tables, load_table, render_table
     from ..analysis.runs import AnalysisError
     from ..train.checkpoint import versions
 

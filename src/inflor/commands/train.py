@@ -57,13 +57,14 @@ def list_recipes_text() -> str:
 def resolve_config(args):
     """The validated config of this command line (and, on --resume, of the saved run)."""
     from inflor.errors import RunError
+    from inflor.runs.layout import RunDir
     from inflor.train.config import (ConfigError, RUNTIME_KEYS, apply_overrides, config_diff, parse_overrides,
                                      read_yaml, set_key, validate_config, load_config)
 
     if args.resume:
         if not args.out:
             raise ConfigError("--resume needs --out DIR (the run to continue)")
-        saved_path = Path(args.out) / "config.yaml"
+        saved_path = RunDir(args.out).config
         if not saved_path.is_file():
             raise RunError(f"nothing to resume: {saved_path} does not exist (is {args.out} a run directory "
                            f"made by inflor train?)")

@@ -32,13 +32,14 @@ from torch.utils.data import Dataset
 
 from ..errors import ConfigError
 from .base import DatasetInfo
-from .cifar import build_cifar10, build_cifar100
-from .cifar10_dvs import build_cifar10_dvs
-from .digits import build_digits
-from .imagenet import build_imagenet
+from .cifar import build_cifar, build_cifar10, build_cifar100, static_info_cifar
+from .cifar10_dvs import build_cifar10_dvs, static_info_cifar10_dvs
+from .digits import build_digits, static_info_digits
+from .imagenet import build_imagenet, static_info_imagenet
 from .npz import build_npz
 
-__all__ = ["build_datasets", "list_datasets", "dataset_options", "DatasetInfo", "DATASETS"]
+__all__ = ["build_datasets", "list_datasets", "dataset_options", "static_info", "DatasetInfo", "DATASETS",
+           "STATIC_INFO"]
 
 #: name -> builder(root=None, **options) -> (train_dataset, test_dataset, DatasetInfo)
 DATASETS: Dict[str, Callable[..., Tuple[Dataset, Dataset, DatasetInfo]]] = {
@@ -50,8 +51,18 @@ DATASETS: Dict[str, Callable[..., Tuple[Dataset, Dataset, DatasetInfo]]] = {
     "cifar10_dvs": build_cifar10_dvs,
 }
 
+#: name -> static_info(**options) -> DatasetInfo: the shape a builder's datasets will have,
+#: without reading files (``npz`` has none: its shape is only known from its file)
+STATIC_INFO: Dict[str, Callable[..., DatasetInfo]] = {
+    "digits": static_info_digits,
+    "cifar10": lambda **options: static_info_cifar("cifar10", **options),
+    "cifar100": lambda **options: static_info_cifar("cifar100", **options),
+    "imagenet": static_info_imagenet,
+    "cifar10_dvs": static_info_cifar10_dvs,
+}
+
 # Builders that forward **options to a shared implementation declare their options here.
-_FORWARDED = {"cifar10": "cifar", "cifar100": "cifar"}
+_FORWARDED = {"cifar10": build_cifar, "cifar100": build_cifar}
 
 
 def list_datasets() -> List[str]:
@@ -67,12 +78,18 @@ def _check_name(name: str) -> None:
 def dataset_options(name: str) -> Dict[str, object]:
     """The options of dataset ``name`` and their defaults (for CLIs and config validation)."""
     _check_name(name)
-    if name in _FORWARDED:
-        from .cifar import build_cifar as builder
-    else:
-        builder = DATASETS[name]
+    builder = _FORWARDED.get(name, DATASETS[name])
     return {p.name: p.default for p in inspect.signature(builder).parameters.values()
             if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _check_options(name: str, options: dict) -> None:
+    _check_name(name)
+    valid = dataset_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))} for dataset "
+                          f"{name!r}; valid options: {', '.join(sorted(valid)) or 'none'}")
 
 
 def build_datasets(name: str, root=None, **options) -> Tuple[Dataset, Dataset, DatasetInfo]:
@@ -81,10 +98,16 @@ def build_datasets(name: str, root=None, **options) -> Tuple[Dataset, Dataset, D
     ``root`` is the folder holding the dataset files (see the dataset's module docstring);
     ``options`` are the dataset's keyword options, checked against :func:`dataset_options`.
     """
-    _check_name(name)
-    valid = dataset_options(name)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(map(repr, unknown))} for dataset "
-                         f"{name!r}; valid options: {', '.join(sorted(valid)) or 'none'}")
+    _check_options(name, options)
     return DATASETS[name](root, **options)
+
+
+def static_info(name: str, root=None, **options) -> DatasetInfo:
+    """The :class:`DatasetInfo` (classes, input shape, event timesteps) that
+    ``build_datasets(name, root, **options)`` gives, without reading the dataset's files, so a
+    recipe can be checked (``inflor train --smoke``) where the data is not. A dataset without a
+    static description (``npz``) is built. ``class_names`` are left out."""
+    _check_options(name, options)
+    if name not in STATIC_INFO:
+        return build_datasets(name, root, **options)[2]
+    return STATIC_INFO[name](**options)

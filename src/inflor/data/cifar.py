@@ -31,6 +31,7 @@ Transforms (``reference-impl.md`` §7; the InfLoR/MPBN training scripts):
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -221,9 +222,13 @@ def build_cifar(name: str, root=None, *, download: bool = False, augment: bool =
     test = CIFARPickle([folder / f for f in spec["test_files"]], spec["label_key"],
                        _transforms(spec, False, augment, autoaugment, cutout, cutout_size, normalize),
                        num_classes=spec["num_classes"])
-    info = DatasetInfo(name=name, num_classes=spec["num_classes"], input_shape=(3, 32, 32),
-                       timesteps=None, class_names=class_names)
+    info = replace(static_info_cifar(name), class_names=class_names)
     return train, test, info
+
+
+def static_info_cifar(name: str, **options) -> DatasetInfo:
+    """CIFAR-10/100's shape without reading files: [3, 32, 32] images of 10 or 100 classes."""
+    return DatasetInfo(name=name, num_classes=SPECS[name]["num_classes"], input_shape=(3, 32, 32), timesteps=None)
 
 
 def build_cifar10(root=None, **options):

@@ -345,6 +345,27 @@ def _split(files: List[Path], train_per_class: int, rng: Optional[np.random.Gene
     return [files[i] for i in train], [files[i] for i in test]
 
 
+def _check_classes(classes) -> tuple:
+    if classes is None:
+        return CLASSES
+    if isinstance(classes, str) or not classes:
+        raise ConfigError(f"option 'classes' must be a non-empty list of class names from "
+                          f"{', '.join(CLASSES)}, got {classes!r}")
+    for c in classes:
+        check_choice("classes", c, CLASSES)
+    return tuple(classes)
+
+
+def static_info_cifar10_dvs(*, timesteps: int = 10, size: int = 48, classes=None, **options) -> DatasetInfo:
+    """CIFAR10-DVS's shape without reading files: ``timesteps`` frames of [2, size, size], one
+    class per entry of ``classes`` (default all 10)."""
+    timesteps = check_int("timesteps", timesteps, minimum=1)
+    size = check_int("size", size, minimum=1)
+    classes = _check_classes(classes)
+    return DatasetInfo(name="cifar10_dvs", num_classes=len(classes), input_shape=(2, size, size),
+                       timesteps=timesteps, class_names=classes)
+
+
 def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
                       interpolation: str = "area", orientation: str = "spikingjelly",
                       frame_norm: str = "none", binary: bool = False, train_per_class: int = 900,
@@ -369,19 +390,10 @@ def build_cifar10_dvs(root=None, *, timesteps: int = 10, size: int = 48,
     max_shift = check_int("max_shift", max_shift, minimum=0)
     progress = check_bool("progress", progress)
     workers = check_int("workers", workers, minimum=0)
-    if classes is None:
-        classes = CLASSES
-    else:
-        if isinstance(classes, str) or not classes:
-            raise ConfigError(f"option 'classes' must be a non-empty list of class names from "
-                             f"{', '.join(CLASSES)}, got {classes!r}")
-        for c in classes:
-            check_choice("classes", c, CLASSES)
-        classes = tuple(classes)
+    info = static_info_cifar10_dvs(timesteps=timesteps, size=size, classes=classes)
+    classes = info.class_names
     root = resolve_root(root, "cifar10_dvs")
     train_tf = FlipRoll(max_shift=max_shift) if augment else None
-    info = DatasetInfo(name="cifar10_dvs", num_classes=len(classes), input_shape=(2, size, size),
-                       timesteps=timesteps, class_names=classes)
 
     if layout == "pt":
         return _build_pt(root, timesteps, size, interpolation, frame_norm, train_tf, info, binary)

@@ -14,6 +14,7 @@ Samples are float32 ``[1, 8, 8]`` tensors held in memory:
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -34,6 +35,11 @@ def _load() -> tuple:
     labels = bunch.target.astype(np.int64)
     labels.flags.writeable = False
     return images, labels, tuple(str(c) for c in bunch.target_names)
+
+
+def static_info_digits(**options) -> DatasetInfo:
+    """The digits' shape without loading them: 10 classes of [1, 8, 8] images."""
+    return DatasetInfo(name="digits", num_classes=10, input_shape=(1, 8, 8), timesteps=None)
 
 
 def build_digits(root=None, *, test_size: float = 0.2, seed: int = 0,
@@ -61,6 +67,5 @@ def build_digits(root=None, *, test_size: float = 0.2, seed: int = 0,
     train = TensorImageDataset(x_train.contiguous(), y[idx_train],
                                transform=RandomShift(1) if augment else None)
     test = TensorImageDataset(x_test.contiguous(), y[idx_test])
-    info = DatasetInfo(name="digits", num_classes=10, input_shape=(1, 8, 8), timesteps=None,
-                       class_names=class_names)
+    info = replace(static_info_digits(), class_names=class_names)
     return train, test, info

@@ -52,6 +52,13 @@ def load_image(path: str):
                         f"PNG, ...): replace or remove it") from None
 
 
+def static_info_imagenet(*, image_size: int = 224, **options) -> DatasetInfo:
+    """ImageNet's shape without reading files: [3, image_size, image_size] images of the 1000
+    ILSVRC-2012 classes (the built dataset has as many classes as its folders)."""
+    size = check_int("image_size", image_size, minimum=1)
+    return DatasetInfo(name="imagenet", num_classes=1000, input_shape=(3, size, size), timesteps=None)
+
+
 def build_imagenet(root=None, *, image_size: int = 224, augment: bool = True,
                    normalize: bool = True):
     """Build ImageNet train/val datasets (see the module docstring)."""

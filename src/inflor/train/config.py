@@ -176,17 +176,8 @@ def _betas(key, v):
 _betas.doc = "[b1, b2]"
 
 
-def _amp(key, v):
-    if isinstance(v, bool):
-        return v
-    raise ConfigError(f"'{key}' must be true or false, got {_fmt(v)}")
-
-
-_amp.doc = "true | false"
-
-
 def _snapshots(key, v):
-    from inflor.analysis.snapshot import check_spec
+    from inflor.runs.snapshots import check_spec
     if isinstance(v, (list, tuple)):
         v = ",".join(str(x) for x in v)
     try:

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
-__all__ = ["DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier",
+from inflor.errors import ConfigError, InflorError
+
+__all__ = ["bare_model", "DistInfo", "init_distributed", "cleanup", "all_reduce_sum", "broadcast_object", "barrier",
            "per_process_batch", "peer_failure"]
 
 #: words of the errors gloo / NCCL raise when another process of the group died or hung
@@ -55,8 +58,6 @@ def per_process_batch(global_batch: int, world_size: int, exact: bool = True,
         return global_batch // world_size
     if not exact:
         return -(-global_batch // world_size)
-    from .config import ConfigError
-
     lo, hi = global_batch // world_size * world_size, -(-global_batch // world_size) * world_size
     raise ConfigError(f"{key}={global_batch} is the global batch and does not divide among {world_size} "
                       f"processes; use a multiple of {world_size} (e.g. {lo or world_size} or {hi}) or "
@@ -113,8 +114,6 @@ def barrier(info: DistInfo) -> None:
 def peer_failure(e: BaseException, info: DistInfo) -> str | None:
     """What a failed collective says, in one line, if ``e`` is one (another process of the run
     died, hung or lost its connection); ``None`` for anything else or outside a distributed run."""
-    from inflor.errors import InflorError
-
     if not info.enabled or not isinstance(e, RuntimeError) or isinstance(e, InflorError):
         return None
     text = str(e)
@@ -123,3 +122,8 @@ def peer_failure(e: BaseException, info: DistInfo) -> str | None:
     first = (text.strip().splitlines() or [type(e).__name__])[0]
     first = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", first)    # "[.../pair.cc:545] " source location
     return first.split(". ")[0].rstrip(".")[:300]
+
+
+def bare_model(model: nn.Module) -> nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (or ``model`` itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

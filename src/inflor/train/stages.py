@@ -22,14 +22,20 @@ was interrupted (exactly, from its ``last.pt``) and runs the rest.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..atomic import atomic_write
+from ..runs.config_file import write_config_text
+from ..runs.layout import RunDir
+from ..runs.summary import final_run_dir, has_checkpoint  # noqa: F401  (re-exported)
+from ..runs.summary import read_summary_or_empty as _read_summary
+from ..runs.summary import write_summary as _write_summary
+from ..errors import RunError
+from .build import resolve_device
 from .config import ConfigError, dump_config, merge, validate_config
+from .distributed import cleanup, init_distributed
 
-__all__ = ["stage_configs", "run_stages", "smoke_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
+__all__ = ["stage_configs", "run_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
 
 
 def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, dict]]:
@@ -49,7 +55,7 @@ def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, d
         merged["name"] = f"{cfg.get('name') or 'run'}/{name}"
         if prev is not None:
             where = Path(out) / prev if out is not None else Path(prev)
-            merged["train"]["init_from"] = str(where / "checkpoints" / "last.pt")
+            merged["train"]["init_from"] = str(RunDir(where).last)
         try:
             result.append((name, validate_config(merged)))
         except ConfigError as e:
@@ -58,35 +64,12 @@ def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, d
     return result
 
 
-def _read_summary(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def stage_progress(run_dir: Path, cfg: dict) -> str:
     """``completed``, ``partial`` (a checkpoint to resume from) or ``new``."""
     s = _read_summary(run_dir)
     if s.get("status") == "completed" and s.get("epochs_done") == cfg["train"]["epochs"]:
         return "completed"
-    return "partial" if (run_dir / "checkpoints" / "last.pt").is_file() else "new"
-
-
-def final_run_dir(path: str | Path) -> Path:
-    """The run directory holding a run's final weights: ``path`` itself, or for a run made of
-    stages its last stage's directory."""
-    p = Path(path)
-    main = _read_summary(p).get("main_stage")
-    return p / main if main else p
-
-
-def has_checkpoint(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` holds something to resume (a checkpoint, in itself or in a stage)."""
-    p = Path(run_dir)
-    if (p / "checkpoints" / "last.pt").is_file():
-        return True
-    return any((d / "checkpoints" / "last.pt").is_file() for d in p.iterdir() if d.is_dir()) if p.is_dir() else False
+    return "partial" if RunDir(run_dir).last.is_file() else "new"
 
 
 def _one_shot_stops_removed(cfg: dict) -> dict:
@@ -124,11 +107,10 @@ def _summary(cfg: dict, out: Path, stages: list, results: dict) -> dict:
     return summary
 
 
-def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Callable] = (),
+def run_stages(cfg: dict, out_dir, make_trainer: Callable, resume: bool = False, callbacks: Iterable[Callable] = (),
                log: Callable[[str], None] | None = None) -> dict:
-    """Run every stage of ``cfg`` into ``out_dir/<stage>`` (see the module docstring)."""
-    from .distributed import cleanup, init_distributed
-    from .trainer import RunError, Trainer, resolve_device
+    """Run every stage of ``cfg`` into ``out_dir/<stage>`` (see the module docstring), each with
+    ``make_trainer(cfg, run_dir, resume=, callbacks=, log=)`` (``inflor.train.Trainer``)."""
 
     log = log or (lambda s: print(s, flush=True))
     out = Path(out_dir)
@@ -146,14 +128,13 @@ def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Cal
     def write_summary() -> dict:
         summary = _summary(cfg, out, stages, results)
         if main_rank:
-            text = json.dumps(summary, indent=2).encode()
-            atomic_write(out / "summary.json", lambda f: f.write(text))
+            _write_summary(out, summary)
         return summary
 
     try:
         if main_rank:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(dump_config(_one_shot_stops_removed(cfg)))
+            write_config_text(out, dump_config(_one_shot_stops_removed(cfg)))
         for i, (name, scfg) in enumerate(stages):
             where = out / name
             tag = f"stage {i + 1}/{len(stages)} {name!r}"
@@ -165,7 +146,7 @@ def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Cal
             if main_rank:
                 log(f"{tag} -> {where}" + (" (resuming)" if progress[name] == "partial" else "")
                     + (f", from the weights of stage {stages[i - 1][0]!r}" if i else ""))
-            tr = Trainer(scfg, where, resume=progress[name] == "partial", callbacks=callbacks, log=log)
+            tr = make_trainer(scfg, where, resume=progress[name] == "partial", callbacks=callbacks, log=log)
             tr.setup()
             try:
                 results[name] = tr.fit()
@@ -186,19 +167,3 @@ def run_stages(cfg: dict, out_dir, resume: bool = False, callbacks: Iterable[Cal
         log(f"stopped in stage {next(e['name'] for e in summary['stages'] if e['status'] != 'completed')!r}; "
             f"continue with --resume --out {out}")
     return summary
-
-
-def smoke_stages(cfg: dict, batch_size: int = 2, image_size: int | None = None, device: str | None = None,
-                 out=print) -> dict:
-    """``--smoke`` of every stage in order, each from the weights the step of the one before left
-    (so a stage whose model does not fit the previous one's weights fails here, before any data)."""
-    from .trainer import smoke_test
-
-    results, state = {}, None
-    for name, scfg in stage_configs(cfg):
-        res = smoke_test(scfg, batch_size=batch_size, image_size=image_size, device=device, out=out,
-                         init_state=state)
-        state = res["model_state"]
-        results[name] = res
-    return {"name": cfg.get("name"), "stages": results, "loss": results[list(results)[-1]]["loss"],
-            "model_state": state}

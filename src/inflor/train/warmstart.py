@@ -20,13 +20,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import atomic_write
-from .checkpoint import CheckpointError, load_checkpoint
+from ..neuron import BaseNode
+from ..runs.checkpoint import CheckpointError, load_checkpoint
+from ..runs.files import write_json
+from ..runs.layout import INIT as INIT_FILE
+from ..runs.layout import RunDir
+from ..runs.summary import final_run_dir
+from ..surrogate import Surrogate
+from .distributed import all_reduce_sum, bare_model
+from .evaluate import evaluate
 
 __all__ = ["INIT_FILE", "resolve_init_checkpoint", "learned_state", "first_mismatch", "load_weights",
            "load_init", "LastLayerRate"]
 
-INIT_FILE = "init.json"
 
 
 def resolve_init_checkpoint(spec: str | os.PathLike) -> Path:
@@ -37,9 +43,7 @@ def resolve_init_checkpoint(spec: str | os.PathLike) -> Path:
     if p.is_file():
         return p
     if p.is_dir():
-        from .stages import final_run_dir
-        run = final_run_dir(p)
-        last = run / "checkpoints" / "last.pt"
+        last = RunDir(final_run_dir(p)).last
         if last.is_file():
             return last
         raise CheckpointError(f"train.init_from: run directory {p} has no {last.relative_to(p)} (the run has not "
@@ -49,7 +53,6 @@ def resolve_init_checkpoint(spec: str | os.PathLike) -> Path:
 
 
 def _surrogate_prefixes(model: nn.Module) -> tuple[str, ...]:
-    from inflor.surrogate import Surrogate
     return tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, Surrogate) and name)
 
 
@@ -99,7 +102,8 @@ def load_init(model: nn.Module, spec: str | os.PathLike) -> dict:
     opts = ck.get("model_options") or {}
     shown = ", ".join(f"{k}={opts[k]}" for k in ("timesteps", "neuron", "norm", "width") if k in opts)
     load_weights(model, ck["model_state"], str(path), origin=f"a {ck['model_name']!r} model ({shown})")
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    run = RunDir.of_checkpoint(path)
+    run_dir = run.path if run is not None else None
     return {"init_from": str(spec), "checkpoint": str(path.resolve()),
             "run_dir": str(run_dir.resolve()) if run_dir is not None else None,
             "model": ck["model_name"], "epoch": int(ck["epoch"]), "run_name": (ck.get("config") or {}).get("name")}
@@ -110,7 +114,6 @@ class LastLayerRate:
     pass (the network's last spiking layer), summed over everything run while attached."""
 
     def __init__(self, model: nn.Module):
-        from inflor.neuron import BaseNode
         self.sums: dict[str, list[float]] = {}
         self.order: list[str] = []
         self.handles = [m.register_forward_hook(self._hook(name)) for name, m in model.named_modules()
@@ -140,11 +143,6 @@ class LastLayerRate:
 
 def evaluate_init(trainer) -> dict:
     """Test the loaded weights before the first epoch, as every epoch is tested; write init.json."""
-    import json
-
-    from .distributed import all_reduce_sum
-    from .trainer import bare_model, evaluate
-
     info = dict(trainer.init_info)
     rate = LastLayerRate(bare_model(trainer.model))
     try:
@@ -157,8 +155,7 @@ def evaluate_init(trainer) -> dict:
                  "samples": res["samples"], "last_spiking_layer": layer,
                  "last_layer_spike_rate": float(sums[0] / sums[1]) if sums[1] > 0 else None})
     if trainer.dist.is_main:
-        text = json.dumps(info, indent=2).encode()
-        atomic_write(trainer.out / INIT_FILE, lambda f: f.write(text))
+        write_json(RunDir(trainer.out).init, info, indent=2)
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     trainer.log(f"starting from the weights of {info['checkpoint']} (epoch {info['epoch']}): test acc "
                 f"{res['acc']:.4f}, spike rate {fmt(res['spike_rate'])}, last spiking layer {layer} "

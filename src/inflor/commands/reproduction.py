@@ -21,8 +21,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runs import AnalysisError
-from .tables import markdown_table
+from ..analysis.tables import markdown_table
+from ..errors import AnalysisError
+from ..train.config import list_recipes, load_config, recipes_dir
+from ..train.recipes_doc import _row_sort
 
 __all__ = ["Row", "Table", "LAYOUTS", "paper_tables", "load_table", "list_tables", "render_table"]
 
@@ -78,8 +80,6 @@ LAYOUTS: dict[str, dict] = {
 
 
 def _recipes_by_table() -> dict[str, list[str]]:
-    from ..train.config import list_recipes
-
     out: dict[str, list[str]] = {}
     for name in list_recipes():
         m = re.match(r"([a-z]+_tab\d+)_", name)
@@ -95,9 +95,6 @@ def _cells(row: str, n: int) -> list[str]:
 
 def paper_table(table_id: str) -> Table:
     """The rows of a paper table from its recipes, in the paper's layout."""
-    from ..train.config import load_config
-    from ..train.recipes_doc import _row_sort
-
     names = _recipes_by_table().get(table_id)
     if not names:
         raise AnalysisError(f"no table {table_id!r}; tables: {', '.join(list_tables())}")
@@ -122,7 +119,6 @@ def paper_tables() -> list[str]:
 
 
 def tables_dir() -> Path:
-    from ..train.config import recipes_dir
     return recipes_dir() / "tables"
 
 

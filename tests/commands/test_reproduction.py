@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from inflor.analysis.reproduction import LAYOUTS, _recipes_by_table, load_table, paper_tables, render_table
+from inflor.commands.reproduction import LAYOUTS, _recipes_by_table, load_table, paper_tables, render_table
 from inflor.analysis.runs import AnalysisError
 from inflor.train.config import load_config
 
