@@ -88,7 +88,7 @@ def test_eval_reports_bad_checkpoints(tmp_path, capsys):
 
 def test_smoke_prints_ok_with_timings(capsys):
     assert main(["train", "--smoke", "model.options={timesteps: 1, width: 4}", "loss.im.weight=2",
-                 "esg.enabled=true"]) == 0
+                 "model.options.surrogate=esg"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("smoke OK: default: tinyconv") and "backward" in out and "im " in out
 

@@ -5,13 +5,13 @@ Sections (every key, its default and its check are in ``SCHEMA`` below; ``docs/t
 renders the same table)::
 
     name, description                      run name (default: the recipe's file name) and a note
-    model:  name, options{...}              options go to inflor.models.create_model (it checks them)
+    model:  name, options{...}              options go to inflor.models.create_model (it checks them);
+                                            ESG is the surrogate option {name: esg, k_min, k_max}
     data:   name, root, batch_size, test_batch_size, workers, drop_last, options{...}
     optim:  name (sgd|adam|adamw), lr, momentum, nesterov, weight_decay, wd_on_bn_bias, betas
     sched:  name (cosine|none), epochs (cosine period, default train.epochs), warmup, min_lr
     loss:   task (ce_mean|ce_per_step), label_smoothing,
             mpd: {weight, terms, k_d, k_s, k_m},  im: {weight, form (paper|official), drop_first_last}
-    esg:    enabled, k_min, k_max               (sets model.options.surrogate to ESG)
     train:  epochs, seed, deterministic, amp, amp_dtype, device, log_every, eval_every, save_every,
             grad_clip, max_steps_per_epoch, stop_after_epochs, progress, tensorboard, init_from
     paper:  name, table, row, reported_acc, reported_std, notes   (metadata only; notes may be a
@@ -255,7 +255,7 @@ def _notes(key, v):
 _notes.doc = "string, mapping of topic: text, or null"
 
 #: What a stage of ``stages`` may set: the sections of a run (not its name, paper or stages).
-STAGE_SECTIONS = ("model", "data", "optim", "sched", "loss", "esg", "train")
+STAGE_SECTIONS = ("model", "data", "optim", "sched", "loss", "train")
 #: Folders of a run directory that a stage (a sub-directory) may not be named after.
 RESERVED_STAGE_NAMES = ("checkpoints", "tb", "snapshots", "analysis")
 
@@ -278,6 +278,8 @@ def _stages(key, v):
             raise ConfigError(f"'{key}.{name}' must be a mapping of settings (sections {', '.join(STAGE_SECTIONS)}), "
                               f"got {_fmt(over)}")
         for section in over:
+            if section == "esg":
+                raise esg_moved(f"{key}.{name}.esg", over["esg"])
             if section not in STAGE_SECTIONS:
                 raise ConfigError(f"'{key}.{name}.{section}': a stage may set {', '.join(STAGE_SECTIONS)}; "
                                   f"{section!r} belongs to the whole recipe")
@@ -301,7 +303,8 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
 
     "model.name": ("tinyconv", _string(optional=False), "a name of inflor.models.list_models()"),
     "model.options": ({}, _open_dict, "create_model options: timesteps, neuron, neuron_options, mpr, "
-                                      "mpr_k, surrogate, norm, restrict_inner, residual_alpha, in_channels, ..."),
+                                      "mpr_k, surrogate (a name, or {name: esg, k_min, k_max} for ESG), norm, "
+                                      "restrict_inner, residual_alpha, in_channels, ..."),
 
     "data.name": ("digits", _string(optional=False), "a name of inflor.data.list_datasets()"),
     "data.root": (None, _string(), "folder of the dataset files (default $INFLOR_DATA or ./data)"),
@@ -338,10 +341,6 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "loss.im.weight": (0.0, _number(0), "λ of IM-Loss (IM-Loss paper: 2; official code: 0.005); 0 = off"),
     "loss.im.form": ("paper", _choice("paper", "official"), "paper: Eq. 11; official: the released code's variant"),
     "loss.im.drop_first_last": (True, _boolean, "official form: drop the first and last restricted layer"),
-
-    "esg.enabled": (False, _boolean, "use the ESG surrogate (IM-Loss Eq. 14-15); K set every epoch"),
-    "esg.k_min": (1.0, _number(0, strict_min=True), "K at epoch 0"),
-    "esg.k_max": (10.0, _number(0, strict_min=True), "K approached at the last epoch"),
 
     "train.epochs": (20, _integer(1), "number of epochs"),
     "train.seed": (0, _integer(0), "seed of weights, data order (per epoch) and augmentation"),
@@ -455,6 +454,41 @@ def _unknown_key_error(path: str, name: str) -> ConfigError:
     return ConfigError(msg)
 
 
+#: ESG's K range when the old ``esg`` section did not give it (IM-Loss Sec. 4.3: 1 to 10).
+_ESG_K = {"k_min": 1.0, "k_max": 10.0}
+
+
+def esg_moved(where: str, value=None) -> ConfigError:
+    """The error for the retired ``esg`` section (``esg: {enabled, k_min, k_max}``), saying what to
+    write instead: ESG is the surrogate ``model.options.surrogate: {name: esg, k_min, k_max}``."""
+    sec = value if isinstance(value, dict) else {}
+    leaf = where.rsplit(".", 1)[-1]
+    if leaf in ("enabled", "k_min", "k_max"):       # an override of one key: esg.enabled=true
+        sec = {leaf: value}
+    if sec.get("enabled") is True or leaf in ("k_min", "k_max"):
+        ks = {k: sec.get(k, d) for k, d in _ESG_K.items()}
+        spec = f"{{name: esg, k_min: {ks['k_min']}, k_max: {ks['k_max']}}}"
+        todo = (f"write model: {{options: {{surrogate: {spec}}}}} (on the command line: "
+                f"'model.options.surrogate={spec}')")
+    else:
+        todo = ("delete it (ESG was off) and set model.options.surrogate to the surrogate you use, "
+                "e.g. model: {options: {surrogate: rectangle}}")
+    return ConfigError(f"'{where}': the esg section is gone, ESG is a surrogate setting "
+                       f"(model.options.surrogate: {{name: esg, k_min, k_max}}); {todo}")
+
+
+def _check_esg_surrogate(surrogate) -> None:
+    """``model.options.surrogate: {name: esg, k_min, k_max}`` needs 0 < k_min <= k_max (IM-Loss Eq. 15)."""
+    if not isinstance(surrogate, dict) or str(surrogate.get("name", "")).lower() != "esg":
+        return
+    ks = {}
+    for k, default in _ESG_K.items():
+        ks[k] = _number(0, strict_min=True)(f"model.options.surrogate.{k}", surrogate.get(k, default))
+    if ks["k_min"] > ks["k_max"]:
+        raise ConfigError(f"model.options.surrogate.k_min ({ks['k_min']}) must be <= "
+                          f"model.options.surrogate.k_max ({ks['k_max']}) (ESG's K grows from k_min to k_max)")
+
+
 def _check_tree(node: dict, path: str, out: dict) -> None:
     if not isinstance(node, dict):
         where = f"'{path}'" if path else "a recipe"
@@ -464,6 +498,8 @@ def _check_tree(node: dict, path: str, out: dict) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"keys must be strings, got {name!r} under '{path or 'top level'}'")
         full = f"{path}.{name}" if path else name
+        if full == "esg":
+            raise esg_moved("esg", value)
         if full in SCHEMA:
             _, check, _ = SCHEMA[full]
             out[full] = check(full, value)
@@ -483,14 +519,7 @@ def validate_config(cfg: dict) -> dict:
     for key, value in flat.items():
         set_key(out, key, value)
     # cross-field rules
-    surrogate = out["model"]["options"].get("surrogate")
-    if out["esg"]["enabled"]:
-        sname = surrogate.get("name") if isinstance(surrogate, dict) else surrogate
-        if sname not in (None, "esg"):
-            raise ConfigError(f"esg.enabled is true but model.options.surrogate is {surrogate!r}; "
-                              "drop one of them (ESG is a surrogate)")
-        if out["esg"]["k_min"] > out["esg"]["k_max"]:
-            raise ConfigError(f"esg.k_min ({out['esg']['k_min']}) must be <= esg.k_max ({out['esg']['k_max']})")
+    _check_esg_surrogate(out["model"]["options"].get("surrogate"))
     sched_epochs = out["sched"]["epochs"] or out["train"]["epochs"]
     if out["sched"]["name"] == "cosine" and out["sched"]["warmup"] >= sched_epochs:
         raise ConfigError(f"sched.warmup ({out['sched']['warmup']}) must be smaller than the cosine "
@@ -505,11 +534,9 @@ def validate_config(cfg: dict) -> dict:
 
 
 def effective_model_options(cfg: dict) -> dict:
-    """``model.options`` with the ESG section folded in (the surrogate option)."""
-    opts = copy.deepcopy(cfg["model"]["options"])
-    if cfg["esg"]["enabled"]:
-        opts["surrogate"] = {"name": "esg", "k_min": cfg["esg"]["k_min"], "k_max": cfg["esg"]["k_max"]}
-    return opts
+    """The options the model is built with: a copy of ``model.options`` (ESG is among them, as the
+    surrogate ``{name: esg, k_min, k_max}``; the trainer finds ESG modules in the built model)."""
+    return copy.deepcopy(cfg["model"]["options"])
 
 
 # --------------------------------------------------------------------------- overrides
@@ -566,6 +593,8 @@ def _check_stage_override(cfg: dict, key: str) -> None:
 def apply_overrides(cfg: dict, overrides: list[tuple[str, Any]]) -> dict:
     out = copy.deepcopy(cfg)
     for key, value in overrides:
+        if re.fullmatch(r"(stages\.[^.]+\.)?esg(\..*)?", key):
+            raise esg_moved(key, value)
         if key.startswith("stages."):
             _check_stage_override(out, key)
         else:

@@ -41,7 +41,8 @@ def _settings(cfg: dict) -> str:
         parts.append(f"MPD×{cfg['loss']['mpd']['weight']:g} ({cfg['loss']['mpd']['terms']})")
     if cfg["loss"]["im"]["weight"] > 0:
         parts.append(f"IM×{cfg['loss']['im']['weight']:g}")
-    if cfg["esg"]["enabled"]:
+    sur = m.get("surrogate")
+    if (sur.get("name") if isinstance(sur, dict) else sur) in ("esg", "ESG"):
         parts.append("ESG")
     o = cfg["optim"]
     parts.append(f"{o['name']} lr {o['lr']:g}, {cfg['train']['epochs']} ep, batch {cfg['data']['batch_size']}")
