@@ -27,35 +27,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..atomic import atomic_write
-from .config import ConfigError, dump_config, merge, validate_config
+from inflor.config.validate import stage_configs  # noqa: F401  (re-exported: it was defined here)
+
+from .config import dump_config
 
 __all__ = ["stage_configs", "run_stages", "smoke_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
-
-
-def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, dict]]:
-    """``[(stage name, validated config), ...]`` in order; with ``out``, chained stages start from
-    ``out/<previous>/checkpoints/last.pt``."""
-    base = {k: v for k, v in cfg.items() if k != "stages"}
-    stages = cfg.get("stages") or {}
-    result = []
-    prev = None
-    for name, over in stages.items():
-        over = over or {}
-        if prev is not None and (over.get("train") or {}).get("init_from") is not None:
-            raise ConfigError(f"'stages.{name}.train.init_from': only the first stage may set it; stage {name!r} "
-                              f"starts from the weights stage {prev!r} leaves")
-        merged = merge(base, over)
-        merged["stages"] = None
-        merged["name"] = f"{cfg.get('name') or 'run'}/{name}"
-        if prev is not None:
-            where = Path(out) / prev if out is not None else Path(prev)
-            merged["train"]["init_from"] = str(where / "checkpoints" / "last.pt")
-        try:
-            result.append((name, validate_config(merged)))
-        except ConfigError as e:
-            raise ConfigError(f"stage {name!r}: {e}") from None
-        prev = name
-    return result
 
 
 def _read_summary(run_dir: Path) -> dict:
