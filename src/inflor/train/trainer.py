@@ -12,7 +12,7 @@ random generator (torch, numpy, python, the sampler, the DataLoader workers) is 
 resumed run sees exactly what an uninterrupted one would. Checkpoints also store the generator
 states.
 
-Loss objective (DESIGN.md §6)::
+Loss objective (docs/design.md §6)::
 
     total = task(logits, y) + loss.mpd.weight · mpd_loss(all spiking layers)
                             + loss.im.weight  · im_loss(IM-restricted layers)
