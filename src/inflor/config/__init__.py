@@ -26,7 +26,8 @@ This package imports only ``inflor.errors`` and ``inflor.epochspec``; ``inflor.t
 re-exports it unchanged.
 
 A recipe may start with ``extends: <recipe name or relative path>``: the named recipe is loaded
-first and this one is merged over it (dicts merge key by key, everything else is replaced).
+first and this one is merged over it (dicts merge key by key, everything else is replaced;
+a component spec naming another component, such as another surrogate, replaces the base's).
 YAML values such as ``1e-4`` are read as numbers (plain PyYAML would read them as strings).
 """
 from inflor.errors import ConfigError

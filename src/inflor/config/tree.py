@@ -25,12 +25,27 @@ def set_key(cfg: dict, key: str, value) -> None:
     node[parts[-1]] = value
 
 
-def merge(base: dict, over: dict) -> dict:
-    """Deep merge: dicts merge recursively, other values in ``over`` replace those of ``base``."""
+#: Sections whose values are component specs (``surrogate: {name: esg, k_min: 1, k_max: 10}``).
+COMPONENT_SECTIONS = ("model.options", "data.options")
+
+
+def _other_component(path: str, base: dict, over: dict) -> bool:
+    """``over`` names another component than ``base`` (a spec under ``model.options`` or
+    ``data.options`` with a different ``name``): its settings would not fit, so it replaces."""
+    return (any(path.startswith(s + ".") for s in COMPONENT_SECTIONS)
+            and "name" in over and str(over["name"]).lower() != str(base.get("name", "")).lower())
+
+
+def merge(base: dict, over: dict, _path: str = "") -> dict:
+    """Deep merge: dicts merge recursively, other values in ``over`` replace those of ``base``.
+    A component spec naming another component replaces the base's whole spec: a recipe setting
+    ``surrogate: {name: sigmoid, alpha: 4}`` over a base's ``{name: esg, k_min: 1, k_max: 10}``
+    gets the sigmoid alone, not ``k_min`` and ``k_max`` with it."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
+        path = f"{_path}.{k}" if _path else str(k)
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not _other_component(path, out[k], v):
+            out[k] = merge(out[k], v, path)
         else:
             out[k] = copy.deepcopy(v)
     return out
