@@ -8,7 +8,7 @@ recipe states such a protocol as an ordered mapping::
       warmup: {loss: {im: {weight: 2.0}}, train: {epochs: 1, max_steps_per_epoch: 100}}
       main: {}
 
-Each stage is the recipe with the stage's settings merged over it (``inflor.train.config.merge``),
+Each stage is the recipe with the stage's settings merged over it (``inflor.config.merge``),
 run as an ordinary run into ``OUT/<stage>``; every stage after the first starts from the previous
 stage's final weights (``train.init_from = OUT/<previous>/checkpoints/last.pt``: weights only,
 ``inflor.train.warmstart``). Command-line overrides change the recipe, so every stage that does
