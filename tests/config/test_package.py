@@ -37,3 +37,11 @@ def test_old_import_path_reexports_every_name():
         assert getattr(shim, name) is getattr(config, name), name
     for name in ("ConfigError", "NOTE_TOPICS", "config_diff", "effective_model_options", "RUNTIME_KEYS"):
         assert name in shim.__all__
+
+
+def test_old_docs_module_reexports_every_name():
+    from inflor.config import docs
+    from inflor.train import recipes_doc
+    for name in vars(docs):
+        if not name.startswith("__"):
+            assert getattr(recipes_doc, name) is getattr(docs, name), name
