@@ -19,10 +19,12 @@ renders the same table)::
     stages: null, or {stage name: settings} run in order, each from the previous one's weights
             (a warm-up, then the main training; ``inflor.train.stages``)
 
-Modules: ``schema`` (every key, its default and check; ``checks`` holds the value checks),
+Modules: ``models`` (the schema as pydantic v2 models, one per section), ``schema`` (the
+models as dotted keys, ``SCHEMA``, and their errors as user messages; ``checks`` holds the checks
+of the structured values),
 ``validate`` (resolved configs, cross-field rules, stages), ``overrides`` (``dotted.key=value``),
 ``recipes`` (files and ``extends``), ``diff``, ``yamlio``, ``docs`` (the generated pages).
-This package imports only ``inflor.errors`` and ``inflor.epochspec``; ``inflor.train.config``
+This package imports only pydantic, PyYAML, ``inflor.errors`` and ``inflor.epochspec``; ``inflor.train.config``
 re-exports it unchanged.
 
 A recipe may start with ``extends: <recipe name or relative path>``: the named recipe is loaded

@@ -1,11 +1,11 @@
-"""Value checks of the config schema: each takes (dotted key, value), returns the value as the
-run uses it (``1`` -> ``1.0`` for a number) or raises ``ConfigError`` naming the key, what was
-expected and what it got; ``check.doc`` is the "values" column of the table in docs/training.md."""
+"""Checks of the structured config values that pydantic's plain types do not express (Adam's
+betas, MPD's terms, snapshot epochs, activation checkpointing, paper tables and notes, option
+mappings): each takes (dotted key, value), returns the value as the run uses it or raises
+``ConfigError`` naming the key, what was expected and what it got; ``check.doc`` is the "values"
+column of the table in docs/training.md."""
 from __future__ import annotations
 
 import difflib
-import math
-from typing import Callable
 
 from inflor.epochspec import check_spec
 from inflor.errors import ConfigError
@@ -15,73 +15,6 @@ __all__ = ["NOTE_TOPICS"]
 
 def _fmt(v) -> str:
     return repr(v)
-
-
-def _number(minimum: float | None = None, maximum: float | None = None, strict_min: bool = False,
-            optional: bool = False) -> Callable:
-    def check(key, v):
-        if v is None and optional:
-            return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"'{key}' must be a number, got {_fmt(v)}")
-        if minimum is not None and (v <= minimum if strict_min else v < minimum):
-            raise ConfigError(f"'{key}' must be {'>' if strict_min else '>='} {minimum}, got {v}")
-        if maximum is not None and v > maximum:
-            raise ConfigError(f"'{key}' must be <= {maximum}, got {v}")
-        return float(v)
-    check.doc = "number" + (f" >{'' if strict_min else '='} {minimum}" if minimum is not None else "") \
-        + (" or null" if optional else "")
-    return check
-
-
-def _integer(minimum: int | None = None, optional: bool = False) -> Callable:
-    def check(key, v):
-        if v is None and optional:
-            return None
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ConfigError(f"'{key}' must be an integer{' or null' if optional else ''}, got {_fmt(v)}")
-        if minimum is not None and v < minimum:
-            raise ConfigError(f"'{key}' must be >= {minimum}, got {v}")
-        return v
-    check.doc = "integer" + (f" >= {minimum}" if minimum is not None else "") + (" or null" if optional else "")
-    return check
-
-
-def _boolean(key, v):
-    if not isinstance(v, bool):
-        raise ConfigError(f"'{key}' must be true or false, got {_fmt(v)}")
-    return v
-
-
-_boolean.doc = "true | false"
-
-
-def _choice(*choices) -> Callable:
-    def check(key, v):
-        if isinstance(v, str) and v.lower() in [c for c in choices if isinstance(c, str)]:
-            v = v.lower()
-        if v not in choices:
-            raise ConfigError(f"invalid value {_fmt(v)} for '{key}'; valid choices: "
-                              + ", ".join("null" if c is None else str(c) for c in choices))
-        return v
-    check.doc = " | ".join("null" if c is None else str(c) for c in choices)
-    check.choices = choices
-    return check
-
-
-def _string(optional: bool = True) -> Callable:
-    def check(key, v):
-        if v is None and optional:
-            return None
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return str(v)
-        if not isinstance(v, str):
-            raise ConfigError(f"'{key}' must be a string, got {_fmt(v)}")
-        return v
-    check.doc = "string" + (" or null" if optional else "")
-    return check
 
 
 def _mpd_terms(key, v):

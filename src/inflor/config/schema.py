@@ -1,25 +1,24 @@
-"""The config schema: every key with its default, check and meaning (``SCHEMA``), the sections
-it makes, and the walk that checks a (partial) config against it, naming unknown keys with the
-valid ones and the closest match."""
+"""The config schema: the pydantic models of ``models.py`` seen as dotted keys (``SCHEMA``: every
+key with its default, accepted values and meaning; ``SECTIONS``), and the check of a (partial)
+config against them whose errors name the key, what was expected and what was given, and for an
+unknown key the valid ones and the closest match."""
 from __future__ import annotations
 
 import copy
 import difflib
 import re
-from typing import Any, Callable
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
 
 from inflor.errors import ConfigError
 
-from .checks import (_act_ckpt, _betas, _boolean, _choice, _fmt, _integer, _mpd_terms, _notes, _number,
-                     _open_dict, _snapshots, _string, _table)
-from .tree import set_key
+from .checks import _fmt
+from .models import Config, ESGRange
 
 __all__ = ["SCHEMA", "SECTIONS", "DEFAULTS", "RUNTIME_KEYS", "OPEN_SECTIONS", "STAGE_SECTIONS",
-           "RESERVED_STAGE_NAMES", "default_config", "check_tree", "unknown_key_error", "esg_moved"]
-
-#: ESG's K range when the old ``esg`` section did not give it (IM-Loss Sec. 4.3: 1 to 10).
-_ESG_K = {"k_min": 1.0, "k_max": 10.0}
-
+           "RESERVED_STAGE_NAMES", "default_config", "check_tree", "check_stages", "unknown_key_error",
+           "esg_moved"]
 
 def esg_moved(where: str, value=None) -> ConfigError:
     """The error for the retired ``esg`` section (``esg: {enabled, k_min, k_max}``), saying what to
@@ -29,7 +28,7 @@ def esg_moved(where: str, value=None) -> ConfigError:
     if leaf in ("enabled", "k_min", "k_max"):       # an override of one key: esg.enabled=true
         sec = {leaf: value}
     if sec.get("enabled") is True or leaf in ("k_min", "k_max"):
-        ks = {k: sec.get(k, d) for k, d in _ESG_K.items()}
+        ks = {k: sec.get(k, f.default) for k, f in ESGRange.model_fields.items()}
         spec = f"{{name: esg, k_min: {ks['k_min']}, k_max: {ks['k_max']}}}"
         todo = (f"write model: {{options: {{surrogate: {spec}}}}} (on the command line: "
                 f"'model.options.surrogate={spec}')")
@@ -45,9 +44,11 @@ def esg_moved(where: str, value=None) -> ConfigError:
 STAGE_SECTIONS = ("model", "data", "optim", "sched", "loss", "train")
 #: Folders of a run directory that a stage (a sub-directory) may not be named after.
 RESERVED_STAGE_NAMES = ("checkpoints", "tb", "snapshots", "analysis")
+#: Sections whose content is free-form here and checked by the component that consumes it.
+OPEN_SECTIONS = ("model.options", "data.options")
 
 
-def _stages(key, v):
+def check_stages(key, v):
     if v is None:
         return None
     if not isinstance(v, dict) or not v:
@@ -71,102 +72,72 @@ def _stages(key, v):
                 raise ConfigError(f"'{key}.{name}.{section}': a stage may set {', '.join(STAGE_SECTIONS)}; "
                                   f"{section!r} belongs to the whole recipe")
         try:
-            check_tree(over, "", {})
+            check_tree(over)
         except ConfigError as e:
             raise ConfigError(f"'{key}.{name}': {e}") from None
         out[name] = copy.deepcopy(over)
     return out
 
 
-_stages.doc = "null or {stage: settings, ...} (in order)"
+# ------------------------------------------------------------------ the models as dotted keys
+class _Values(str):
+    """The accepted values of a key as the docs table shows them (``check.doc`` of old)."""
+
+    @property
+    def doc(self) -> str:
+        return str(self)
 
 
-#: Sections whose content is free-form here and checked by the component that consumes it.
-OPEN_SECTIONS = ("model.options", "data.options")
+def _plain(annotation):
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
-# Every leaf: dotted key -> (default, check, help)
-SCHEMA: dict[str, tuple[Any, Callable, str]] = {
-    "name": (None, _string(), "run name; default: the recipe's file name"),
-    "description": (None, _string(), "free text"),
 
-    "model.name": ("tinyconv", _string(optional=False), "a name of inflor.models.list_models()"),
-    "model.options": ({}, _open_dict, "create_model options: timesteps, neuron, neuron_options, mpr, "
-                                      "mpr_k, surrogate (a name, or {name: esg, k_min, k_max} for ESG), norm, "
-                                      "restrict_inner, residual_alpha, in_channels, ..."),
+def _optional(annotation) -> tuple[Any, bool]:
+    """(the type without ``None`` and without its validators, whether ``None`` is allowed)."""
+    if get_origin(annotation) is Union and type(None) in get_args(annotation):
+        return _plain(next(a for a in get_args(annotation) if a is not type(None))), True
+    return _plain(annotation), False
 
-    "data.name": ("digits", _string(optional=False), "a name of inflor.data.list_datasets()"),
-    "data.root": (None, _string(), "folder of the dataset files (default $INFLOR_DATA or ./data)"),
-    "data.batch_size": (64, _integer(1), "global training batch size, as the papers state it: torchrun's N "
-                                         "processes load batch_size / N each (it must divide)"),
-    "data.test_batch_size": (None, _integer(1, optional=True), "global evaluation batch size (default: "
-                                                               "batch_size; divided among processes, rounded up)"),
-    "data.workers": (0, _integer(0), "DataLoader worker processes"),
-    "data.drop_last": (False, _boolean, "drop the last incomplete training batch"),
-    "data.options": ({}, _open_dict, "dataset options (inflor.data.dataset_options(name))"),
 
-    "optim.name": ("sgd", _choice("sgd", "adam", "adamw"), "optimizer"),
-    "optim.lr": (0.1, _number(0, strict_min=True), "base learning rate"),
-    "optim.momentum": (0.9, _number(0, 1), "SGD momentum"),
-    "optim.nesterov": (False, _boolean, "SGD Nesterov momentum"),
-    "optim.weight_decay": (1e-4, _number(0), "L2 weight decay"),
-    "optim.wd_on_bn_bias": (True, _boolean, "true: decay every parameter (IM-Loss/InfLoR code); "
-                                             "false: only conv/linear weights (MPBN, ImageNet code)"),
-    "optim.betas": ([0.9, 0.999], _betas, "Adam betas"),
+def _bounds(field) -> dict:
+    out = {}
+    for m in field.metadata:
+        for name in ("gt", "ge", "lt", "le"):
+            if getattr(m, name, None) is not None:
+                out[name] = getattr(m, name)
+    return out
 
-    "sched.name": ("cosine", _choice("cosine", "none"), "per-epoch learning-rate schedule"),
-    "sched.epochs": (None, _integer(1, optional=True), "cosine period in epochs (default: train.epochs)"),
-    "sched.warmup": (0, _integer(0), "epochs of linear warm-up before the cosine"),
-    "sched.min_lr": (0.0, _number(0), "learning rate at the end of the cosine"),
 
-    "loss.task": ("ce_mean", _choice("ce_mean", "ce_per_step"),
-                  "ce_mean: CE of the T-mean logits; ce_per_step: (1/T) Σ_t CE (RecDis Alg. 1)"),
-    "loss.label_smoothing": (0.0, _number(0, 1), "label smoothing of the task loss"),
-    "loss.mpd.weight": (0.0, _number(0), "λ of MPD-Loss (RecDis: 2); 0 = off"),
-    "loss.mpd.terms": ("DSM", _mpd_terms, "which MPD terms: D degeneration, S saturation, M mismatch"),
-    "loss.mpd.k_d": (1.0, _number(0), "k_ε of L_D"),
-    "loss.mpd.k_s": (0.25, _number(0), "k_ε of L_S"),
-    "loss.mpd.k_m": (1.25, _number(0), "k_ε of L_M"),
-    "loss.im.weight": (0.0, _number(0), "λ of IM-Loss (IM-Loss paper: 2; official code: 0.005); 0 = off"),
-    "loss.im.form": ("paper", _choice("paper", "official"), "paper: Eq. 11; official: the released code's variant"),
-    "loss.im.drop_first_last": (True, _boolean, "official form: drop the first and last restricted layer"),
+def _values(field) -> str:
+    extra = field.json_schema_extra or {}
+    if "values" in extra:
+        return extra["values"]
+    base, optional = _optional(field.annotation)
+    if base is bool:
+        return "true | false"
+    if get_origin(base) is Literal:
+        return " | ".join(get_args(base))
+    b = _bounds(field)
+    bound = f" > {b['gt']}" if "gt" in b else f" >= {b['ge']}" if "ge" in b else ""
+    kind = {int: "integer", float: "number", str: "string"}[base]
+    return kind + ("" if kind == "string" else bound) + (" or null" if optional else "")
 
-    "train.epochs": (20, _integer(1), "number of epochs"),
-    "train.seed": (0, _integer(0), "seed of weights, data order (per epoch) and augmentation"),
-    "train.deterministic": (False, _boolean, "deterministic kernels (slower on GPU)"),
-    "train.amp": (False, _boolean, "mixed precision (CUDA: float16 + grad scaling; CPU: bfloat16)"),
-    "train.amp_dtype": ("auto", _choice("auto", "float16", "bfloat16"), "autocast dtype"),
-    "train.device": ("auto", _string(optional=False), "auto (CUDA if present), cpu, cuda, cuda:N"),
-    "train.log_every": (50, _integer(1), "TensorBoard step-loss interval (steps)"),
-    "train.eval_every": (1, _integer(1), "test every N epochs (and always after the last)"),
-    "train.save_every": (1, _integer(1), "write checkpoints/last.pt every N epochs (and after the last)"),
-    "train.activation_checkpointing": (None, _act_ckpt, "recompute these modules in the backward pass to save "
-                                                         "memory (long T, deep nets); same gradients"),
-    "train.grad_clip": (None, _number(0, strict_min=True, optional=True), "clip the gradient norm; null = off"),
-    "train.max_steps_per_epoch": (None, _integer(1, optional=True), "cut epochs short (quick checks)"),
-    "train.stop_after_epochs": (None, _integer(1, optional=True),
-                                "stop (as if killed) after this many epochs; --resume continues"),
-    "train.progress": ("auto", _choice("auto", "bar", "plain", "none"),
-                       "auto: a bar on a terminal, one line per epoch otherwise (or when CI=true)"),
-    "train.tensorboard": (True, _boolean, "write TensorBoard events to OUT/tb"),
-    "train.snapshots": (None, _snapshots, "record per-layer membrane statistics into OUT/snapshots at these "
-                                          "epochs (0 = before training), e.g. '0,1,last'; docs/analysis.md"),
-    "train.snapshot_batches": (10, _integer(1, optional=True), "test batches per snapshot (null: the whole test set)"),
-    "train.init_from": (None, _string(), "a checkpoint file, or a run directory (its checkpoints/last.pt), whose "
-                                         "model weights start this run: weights only, matched by name and shape; "
-                                         "OUT/init.json holds their test evaluation before training"),
 
-    "paper.name": (None, _string(), "paper the recipe reproduces"),
-    "paper.table": (None, _table, "table number"),
-    "paper.row": (None, _string(), "row of the table"),
-    "paper.reported_acc": (None, _number(0, 1, optional=True), "reported top-1 accuracy (fraction)"),
-    "paper.reported_std": (None, _number(0, 1, optional=True), "reported standard deviation (fraction)"),
-    "paper.notes": (None, _notes, "where each hyper-parameter comes from: text, or {topic: text} over "
-                                  "network, neuron, ..., seed (config.NOTE_TOPICS); recipes merge it by topic"),
+def _leaves(model: type[BaseModel], prefix: str = ""):
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            yield from _leaves(sub, key + ".")
+        else:
+            yield key, field
 
-    "stages": (None, _stages, "a protocol of several trainings run in order into OUT/<stage>, each a set of "
-                              "overrides of this recipe, each after the first starting from the weights of the "
-                              "one before (train.init_from); docs/training.md"),
-}
+
+#: Every leaf: dotted key -> (default, accepted values (``.doc``), meaning), in schema order.
+SCHEMA: dict[str, tuple[Any, _Values, str]] = {
+    key: (field.get_default(call_default_factory=True), _Values(_values(field)), field.description or "")
+    for key, field in _leaves(Config)}
+FIELDS = dict(_leaves(Config))
 
 #: Keys that do not change what a run computes; on --resume they may differ from the saved run.
 RUNTIME_KEYS = ("data.root", "data.workers", "data.test_batch_size", "train.device", "train.log_every",
@@ -191,10 +162,8 @@ SECTIONS = _sections()
 
 
 def default_config() -> dict:
-    cfg: dict = {}
-    for key, (default, _, _) in SCHEMA.items():
-        set_key(cfg, key, copy.deepcopy(default))
-    return cfg
+    """Every key at its default."""
+    return Config().model_dump()
 
 
 DEFAULTS = default_config()
@@ -212,21 +181,57 @@ def unknown_key_error(path: str, name: str) -> ConfigError:
     return ConfigError(msg)
 
 
-def check_tree(node: dict, path: str, out: dict) -> None:
+def _message(err: dict) -> ConfigError:
+    """One pydantic error as the message a user sees."""
+    loc = [p for p in err["loc"]]
+    kind, v, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if any(not isinstance(p, str) for p in loc):
+        bad = next(p for p in loc if not isinstance(p, str))
+        path = ".".join(p for p in loc[:loc.index(bad)])
+        return ConfigError(f"keys must be strings, got {bad!r} under '{path or 'top level'}'")
+    key = ".".join(loc)
+    if kind == "value_error" and isinstance(ctx.get("error"), ConfigError):
+        return ctx["error"]
+    if kind == "extra_forbidden":
+        if key == "esg":
+            return esg_moved("esg", v)
+        return unknown_key_error(".".join(loc[:-1]), loc[-1])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        where = f"'{key}'" if key else "a recipe"
+        return ConfigError(f"{where} must be a mapping with keys {', '.join(SECTIONS.get(key, []))}; got {_fmt(v)}")
+    field = FIELDS.get(key)
+    optional = field is not None and _optional(field.annotation)[1]
+    if kind == "bool_type":
+        return ConfigError(f"'{key}' must be true or false, got {_fmt(v)}")
+    if kind in ("int_type", "int_from_float", "int_parsing"):
+        return ConfigError(f"'{key}' must be an integer{' or null' if optional else ''}, got {_fmt(v)}")
+    if kind in ("float_type", "finite_number", "float_parsing"):
+        return ConfigError(f"'{key}' must be a number, got {_fmt(v)}")
+    if kind in ("string_type",):
+        return ConfigError(f"'{key}' must be a string, got {_fmt(v)}")
+    if kind == "literal_error":
+        choices = get_args(_optional(field.annotation)[0])
+        return ConfigError(f"invalid value {_fmt(v)} for '{key}'; valid choices: {', '.join(choices)}")
+    for name, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+        if name in ctx:
+            bound = ctx[name]       # pydantic gives a float field's bound as a float: 0.0 -> 0
+            bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+            return ConfigError(f"'{key}' must be {op} {bound}, got {v}")
+    return ConfigError(f"'{key}': {err['msg']}, got {_fmt(v)}")   # pragma: no cover - a kind not listed above
+
+
+def check_tree(node, model: type[BaseModel] = Config, where: tuple = ()) -> dict:
+    """``node`` (a whole config or a part, such as a stage's settings) checked against the schema
+    (or ``model`` at the dotted place ``where``) and resolved: every key given or at its default.
+    Raises ``ConfigError`` for the first problem."""
     if not isinstance(node, dict):
-        where = f"'{path}'" if path else "a recipe"
-        raise ConfigError(f"{where} must be a mapping with keys {', '.join(SECTIONS.get(path, []))}; "
-                          f"got {_fmt(node)}")
-    for name, value in node.items():
-        if not isinstance(name, str):
-            raise ConfigError(f"keys must be strings, got {name!r} under '{path or 'top level'}'")
-        full = f"{path}.{name}" if path else name
-        if full == "esg":
-            raise esg_moved("esg", value)
-        if full in SCHEMA:
-            _, check, _ = SCHEMA[full]
-            out[full] = check(full, value)
-        elif full in SECTIONS:
-            check_tree(value, full, out)
-        else:
-            raise unknown_key_error(path, name)
+        return _raise(_message({"loc": where, "type": "model_type", "input": node}))
+    try:
+        return model.model_validate(node).model_dump()
+    except ValidationError as e:
+        err = e.errors(include_url=False)[0]
+        _raise(_message({**err, "loc": where + tuple(err["loc"])}))
+
+
+def _raise(err: ConfigError):
+    raise err from None

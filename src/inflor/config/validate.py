@@ -6,13 +6,12 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
 
 from inflor.errors import ConfigError
 
-from .checks import _number
-from .schema import _ESG_K, check_tree, default_config
-from .tree import merge, set_key
+from .models import ESGRange
+from .schema import check_tree
+from .tree import merge
 
 __all__ = ["validate_config", "effective_model_options", "stage_configs"]
 
@@ -21,9 +20,7 @@ def _check_esg_surrogate(surrogate) -> None:
     """``model.options.surrogate: {name: esg, k_min, k_max}`` needs 0 < k_min <= k_max (IM-Loss Eq. 15)."""
     if not isinstance(surrogate, dict) or str(surrogate.get("name", "")).lower() != "esg":
         return
-    ks = {}
-    for k, default in _ESG_K.items():
-        ks[k] = _number(0, strict_min=True)(f"model.options.surrogate.{k}", surrogate.get(k, default))
+    ks = check_tree(surrogate, ESGRange, ("model", "options", "surrogate"))
     if ks["k_min"] > ks["k_max"]:
         raise ConfigError(f"model.options.surrogate.k_min ({ks['k_min']}) must be <= "
                           f"model.options.surrogate.k_max ({ks['k_max']}) (ESG's K grows from k_min to k_max)")
@@ -33,11 +30,7 @@ def validate_config(cfg: dict) -> dict:
     """Check every key and value of ``cfg`` (unknown keys, types, choices, cross-field rules) and
     return a fully resolved copy (defaults filled in). Raises ``ConfigError`` naming the valid
     keys or choices. Model and dataset options are checked by their own modules later."""
-    flat: dict[str, Any] = {}
-    check_tree(cfg, "", flat)
-    out = default_config()
-    for key, value in flat.items():
-        set_key(out, key, value)
+    out = check_tree(cfg)
     # cross-field rules
     _check_esg_surrogate(out["model"]["options"].get("surrogate"))
     sched_epochs = out["sched"]["epochs"] or out["train"]["epochs"]
