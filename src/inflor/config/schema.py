@@ -20,6 +20,7 @@ __all__ = ["SCHEMA", "SECTIONS", "DEFAULTS", "RUNTIME_KEYS", "OPEN_SECTIONS", "S
            "RESERVED_STAGE_NAMES", "default_config", "check_tree", "check_stages", "unknown_key_error",
            "esg_moved"]
 
+
 def esg_moved(where: str, value=None) -> ConfigError:
     """The error for the retired ``esg`` section (``esg: {enabled, k_min, k_max}``), saying what to
     write instead: ESG is the surrogate ``model.options.surrogate: {name: esg, k_min, k_max}``."""
@@ -39,7 +40,6 @@ def esg_moved(where: str, value=None) -> ConfigError:
                        f"(model.options.surrogate: {{name: esg, k_min, k_max}}); {todo}")
 
 
-
 #: What a stage of ``stages`` may set: the sections of a run (not its name, paper or stages).
 STAGE_SECTIONS = ("model", "data", "optim", "sched", "loss", "train")
 #: Folders of a run directory that a stage (a sub-directory) may not be named after.
@@ -49,6 +49,8 @@ OPEN_SECTIONS = ("model.options", "data.options")
 
 
 def check_stages(key, v):
+    """``stages``: null, or an ordered mapping of stage name to the settings (sections of
+    ``STAGE_SECTIONS``) that stage merges over the recipe, each checked against the schema."""
     if v is None:
         return None
     if not isinstance(v, dict) or not v:
