@@ -125,7 +125,7 @@ def test_stage_settings_are_checked_and_overridable(recipe):
     assert wc["train"]["init_from"] is None and mc["train"]["init_from"] == "OUT/warmup/checkpoints/last.pt"
     for over, msg in [
         ("stages.warmpu.train.epochs=1", "no stage 'warmpu'; the recipe's stages are warmup, main (did you mean 'warmup'?)"),
-        ("stages.main.paper.name=x", "a stage may set model, data, optim, sched, loss, esg, train, not 'paper'"),
+        ("stages.main.paper.name=x", "a stage may set model, data, optim, sched, loss, train, not 'paper'"),
         ("stages.main.train.epochz=1", "unknown key 'train.epochz'"),
         ("stages.main.train.epochs=0", "'stages.main': 'train.epochs' must be >= 1"),
         ("stages.main.train.init_from=x.pt", "only the first stage may set it"),

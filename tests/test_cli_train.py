@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from inflor.cli import main
-from inflor.train import recipes_doc
+from inflor.config import docs as recipes_doc
 
 TINY = ["model.options={timesteps: 2, width: 4, neuron: srif, norm: tdbn}", "data.batch_size=64",
         "train.epochs=2", "train.max_steps_per_epoch=4", "train.device=cpu", "data.test_batch_size=400"]
@@ -88,7 +88,7 @@ def test_eval_reports_bad_checkpoints(tmp_path, capsys):
 
 def test_smoke_prints_ok_with_timings(capsys):
     assert main(["train", "--smoke", "model.options={timesteps: 1, width: 4}", "loss.im.weight=2",
-                 "esg.enabled=true"]) == 0
+                 "model.options.surrogate=esg"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("smoke OK: default: tinyconv") and "backward" in out and "im " in out
 
@@ -105,8 +105,8 @@ def test_list_and_print_config(capsys):
 def test_generated_docs_are_current():
     docs = recipes_doc.repo_docs()
     assert recipes_doc.render() == (docs / "recipes.md").read_text(), \
-        "docs/recipes.md is out of date: run python -m inflor.train.recipes_doc"
+        "docs/recipes.md is out of date: run python -m inflor.config.docs"
     text = (docs / "training.md").read_text()
     assert recipes_doc.with_schema(text) == text, \
-        "the config table of docs/training.md is out of date: run python -m inflor.train.recipes_doc"
+        "the config table of docs/training.md is out of date: run python -m inflor.config.docs"
 

@@ -34,5 +34,5 @@ def test_readme_lists_the_command_of_every_recipe_and_is_current():
     from inflor.train import recipes_doc
 
     assert recipes_doc.with_readme_commands(README) == README, \
-        "README.md's recipe commands are out of date: run python -m inflor.train.recipes_doc"
+        "README.md's recipe commands are out of date: run python -m inflor.config.docs"
     assert set(re.findall(r"inflor train -c ([a-z0-9_]+)", README)) == set(list_recipes())

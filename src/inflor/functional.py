@@ -1,6 +1,6 @@
 """The neuron engine as a pure function: one equation set, every variant a setting of it.
 
-DESIGN.md §2, per time step t with U[0] = 0::
+docs/design.md §2, per time step t with U[0] = 0::
 
     H[t] = λ · U[t-1] + s · X[t]               λ = decay (IF: 1), s = input_scale
     Ĥ[t] = φ(H[t]) if MPR else H[t]

@@ -1,4 +1,4 @@
-"""Task losses and the two membrane-distribution losses (DESIGN.md §6).
+"""Task losses and the two membrane-distribution losses (docs/design.md §6).
 
 Each distribution loss takes a list of per-layer ``MembraneStats`` (what the neurons report
 during their forward, see ``inflor.neuron.collect_stats``) or raw membrane tensors
@@ -72,7 +72,7 @@ def im_loss(stats_list: Sequence, v_threshold: float = 0.5) -> torch.Tensor:
 
 def im_loss_official(stats_list: Sequence[MembraneStats], v_threshold: float = 0.5,
                      drop_first_last: bool = True) -> torch.Tensor:
-    """IM-Loss as the official simplified code computes it (reference-impl.md §5.1): per restricted
+    """IM-Loss as the official simplified code computes it (docs/design.md §6.3): per restricted
     layer Z, (mean(Z) − V_th/T)² where Z is the input current of a residual block's output neuron
     (role ``block_output``) and the spike output of a stand-alone neuron; the first and the last
     entries are dropped (when more than two remain) and the rest averaged."""

@@ -1,4 +1,4 @@
-"""Membrane Potential Rectifier φ (DESIGN.md §3).
+"""Membrane Potential Rectifier φ (docs/design.md §3).
 
 MPR reshapes only what the step function sees: Ĥ = φ(H), O = Θ(Ĥ - V_th); the stored membrane
 stays H. Both φ are increasing with φ(½) = ½, so at V_th = 0.5 the forward spikes are unchanged

@@ -36,7 +36,7 @@ BACKENDS: dict[str, Callable] = {"reference": neuron_reference, "fused": fused_n
 
 
 class BaseNode(nn.Module):
-    """Multi-step spiking neuron implementing DESIGN.md §2 (see ``inflor.functional``).
+    """Multi-step spiking neuron implementing docs/design.md §2 (see ``inflor.functional``).
 
     Args:
         v_threshold: V_th (> 0). 0.5 in all the papers.

@@ -1,4 +1,4 @@
-"""Normalisation for multi-step tensors (DESIGN.md §5).
+"""Normalisation for multi-step tensors (docs/design.md §5).
 
 ``TemporalBatchNorm`` normalises ``[T, B, C, ...]`` per channel with statistics over
 (T, B, spatial) — time is folded into the batch — and, as threshold-dependent BN (tdBN, Zheng et

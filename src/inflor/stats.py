@@ -1,4 +1,4 @@
-"""Per-channel membrane statistics, the one object both MPD-Loss and IM-Loss consume (DESIGN.md §6).
+"""Per-channel membrane statistics, the one object both MPD-Loss and IM-Loss consume (docs/design.md §6).
 
 A spiking layer reports, for its pre-spike, pre-MPR membrane H of shape ``[T, B, C, ...]``:
 

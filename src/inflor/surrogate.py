@@ -1,4 +1,4 @@
-"""Surrogate gradients for the Heaviside step Θ (DESIGN.md §4).
+"""Surrogate gradients for the Heaviside step Θ (docs/design.md §4).
 
 Every surrogate is an ``nn.Module`` with one contract, written for ``x = Ĥ - V_th``:
 
@@ -50,7 +50,7 @@ class Surrogate(nn.Module):
 
     ``spiking=False`` turns the forward into the smooth primitive (for gradient checking).
 
-    **Fused form.** The fused kernels (``inflor.fused``, docs/design.md "Fused kernels") evaluate g
+    **Fused form.** The fused kernels (``inflor.fused``, docs/design.md §10) evaluate g
     as one of a few families of formulas in z = Ĥ − V_th, with three numbers A, B, W::
 
         box            A·1[|z| < W]
@@ -267,7 +267,7 @@ class Triangle(Surrogate):
 
 
 class DSpike(Surrogate):
-    """The official IM-Loss/MPBN code's surrogate (reference-impl.md §3): a tanh bump inside the
+    """The official IM-Loss/MPBN code's surrogate (docs/design.md §4.1): a tanh bump inside the
     window |x| < ½, g(x) = k·sech²(k x) / (2 tanh(k/2)) there and 0 outside; k = 3 in that code."""
 
     # k·sech²(kz)/(2 tanh(k/2)) = (2k/tanh(k/2))·e/(1+e)², e = exp(−2k|z|), inside |z| < ½

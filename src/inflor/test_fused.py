@@ -152,7 +152,7 @@ def test_mpr(kind, k, vth):
 
 
 def test_mpr_keeps_spikes_changes_gradients():
-    """DESIGN.md §2: at V_th = 0.5 MPR leaves the forward spikes unchanged, not the gradients."""
+    """docs/design.md §2: at V_th = 0.5 MPR leaves the forward spikes unchanged, not the gradients."""
     x = make_input((4, 3, 5, 4))
     cfg = CONFIGS["srif"]
     (o_plain, _, g_plain), _ = run_both(x, cfg, Rectangle())

@@ -1,4 +1,4 @@
-"""MPD-Loss, IM-Loss and the task losses against DESIGN.md §6 written out here."""
+"""MPD-Loss, IM-Loss and the task losses against docs/design.md §6 written out here."""
 import pytest
 import torch
 import torch.nn.functional as F

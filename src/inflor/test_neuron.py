@@ -1,4 +1,4 @@
-"""The neuron engine against DESIGN.md §2: hand-computed cases and a plain per-step loop."""
+"""The neuron engine against docs/design.md §2: hand-computed cases and a plain per-step loop."""
 import itertools
 
 import pytest
@@ -30,7 +30,7 @@ def test_soft_reset_by_threshold_would_give_five():
 
 
 def test_srif_membrane_trace_by_hand():
-    """U after each step: -0.25, 0.35, 0.10, -0.45, 0.25 (reference-impl.md §4), read from the
+    """U after each step: -0.25, 0.35, 0.10, -0.45, 0.25 (docs/design.md §2.1), read from the
     node's own membrane sums: Σ_{t<=n} H[t] over prefixes gives H[n], and U[n] = H[n] - O[n]."""
     node = IFNode(reset="soft")
     node.record_stats = True
@@ -45,7 +45,7 @@ def test_srif_membrane_trace_by_hand():
 
 
 def loop_from_design(x, decay, scale, reset, v_reset, amount, vth, phi, g, detach):
-    """DESIGN.md §2 written out independently: returns spikes, built from autograd-able ops
+    """docs/design.md §2 written out independently: returns spikes, built from autograd-able ops
     where the step uses the straight-through trick o = Θ + (σ - σ.detach()), σ' = g."""
     u = torch.zeros_like(x[0])
     outs = []

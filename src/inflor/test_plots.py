@@ -41,7 +41,7 @@ def test_paper_figures(tmp_path):
     path, numbers = plots.plot_redistribution(tmp_path / "red.png", samples=100_000)
     t = _png(path)
     assert all("V_th = 0.5" in ax["legend"] for ax in t["axes"])
-    # DESIGN.md §3 sanity figure: about 0.45 before MPR and 0.05 after
+    # docs/design.md §3 sanity figure: about 0.45 before MPR and 0.05 after
     assert numbers["quantization_error_before"] == pytest.approx(0.45, abs=0.02)
     assert numbers["quantization_error_after"] == pytest.approx(0.05, abs=0.01)
 

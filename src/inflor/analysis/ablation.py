@@ -21,7 +21,7 @@ IGNORED_KEYS = ("description", "paper", "paper.*", "data.root", "data.workers", 
                 "train.tensorboard", "train.log_every", "train.save_every", "train.snapshots",
                 "train.snapshot_batches", "train.stop_after_epochs")
 
-#: leaf names that say nothing without their parent (``esg.enabled``, ``mpd.weight``, ``data.name``):
+#: leaf names that say nothing without their parent (``im.weight``, ``mpd.weight``, ``data.name``):
 #: their short name keeps it even where the leaf alone would be unique
 CONTEXT_LEAVES = ("enabled", "weight", "name", "form", "terms")
 
@@ -68,7 +68,7 @@ def differing_keys(configs: Sequence[Mapping]) -> list[str]:
 def short_names(keys: Sequence[str], configs: Sequence[Mapping]) -> dict[str, str]:
     """For each key its shortest dotted suffix that ends no other key of any config
     (``model.options.neuron`` -> ``neuron``, ``train.epochs`` -> ``train.epochs`` because
-    ``sched.epochs`` exists too), with the parent kept for ``CONTEXT_LEAVES`` (``esg.enabled``,
+    ``sched.epochs`` exists too), with the parent kept for ``CONTEXT_LEAVES`` (``im.weight``,
     ``mpd.weight``)."""
     every: set[str] = set()
     for c in configs:

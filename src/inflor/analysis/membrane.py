@@ -1,6 +1,6 @@
 """Membrane potentials seen from outside a neuron, and bounded-memory statistics of them.
 
-``iter_membrane`` replays the neuron equations of ``inflor.functional`` (DESIGN.md §2) on a
+``iter_membrane`` replays the neuron equations of ``inflor.functional`` (docs/design.md §2) on a
 node's input current ``x`` ``[T, B, ...]`` and yields, one time step at a time, the membrane
 ``H[t]``, what the step function sees ``Ĥ[t] = φ(H[t])`` (``H[t]`` without MPR) and the spikes
 ``O[t]``. Fed the spikes the node actually emitted, it follows the node's own trajectory whatever

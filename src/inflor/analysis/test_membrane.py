@@ -62,7 +62,7 @@ def _direct(model, data):
         def hook(m, inp, out):
             h, h_hat, o = [], [], []
             u = None
-            for t in range(inp[0].shape[0]):   # an independent, plain loop of DESIGN.md §2
+            for t in range(inp[0].shape[0]):   # an independent, plain loop of docs/design.md §2
                 ht = inp[0][t] * m.cfg.input_scale + (0 if u is None else m.cfg.decay * u)
                 oh = (ht if m.mpr is None else m.mpr(ht)) >= m.cfg.v_threshold
                 u = ht - oh.float() * m.cfg.soft_reset_amount if m.cfg.reset == "soft" else ht * (~oh)

@@ -16,7 +16,7 @@ Layout under ``root`` (default ``$INFLOR_DATA`` or ``./data``), as the official 
 * CIFAR-100: ``root/cifar-100-python/{train, test, meta}``
   (from https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz; fine labels, 100 classes)
 
-Transforms (``reference-impl.md`` §7; the InfLoR/MPBN training scripts):
+Transforms (``docs/design.md`` §8.1; the InfLoR/MPBN training scripts):
 
 * train: ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip`` (option ``augment``), then
   torchvision ``AutoAugment(CIFAR10 policy)`` (option ``autoaugment``), ``ToTensor``,

@@ -10,7 +10,7 @@ splits). The official validation archive is flat; sort it into ``<wnid>`` folder
 ground truth of the ILSVRC-2012 devkit first (torchvision's ``ImageNet`` class or the common
 ``valprep.sh`` script do this).
 
-Transforms (the Ternary-Spike / torchvision reference recipe, ``reference-impl.md`` §7):
+Transforms (the Ternary-Spike / torchvision reference recipe, ``docs/design.md`` §8.1):
 train ``RandomResizedCrop(image_size)`` + ``RandomHorizontalFlip``; val
 ``Resize(round(image_size · 256/224))`` + ``CenterCrop(image_size)``; both ``ToTensor`` and
 ``Normalize(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))``. ``image_size`` (default

@@ -3,7 +3,7 @@
 * :class:`Cutout` — DeVries & Taylor (2017) Cutout: zero one ``size × size`` square whose centre
   is drawn uniformly over the whole image and which is clipped at the borders. It works on a
   ``[C, H, W]`` tensor, so it goes after ``ToTensor`` and before ``Normalize`` (as in the
-  InfLoR/MPBN training scripts, see ``reference-impl.md`` §7).
+  InfLoR/MPBN training scripts, see ``docs/design.md`` §8.1).
 * :class:`RandomShift` — light augmentation for tiny images (digits): translate by up to
   ``max_shift`` pixels with zero fill.
 * :class:`FlipRoll` — the CIFAR10-DVS training augmentation: horizontal flip with p = 0.5, then
@@ -104,7 +104,7 @@ class FlipRoll:
     With probability ``flip_p`` flip along the width axis, then always ``torch.roll`` by
     ``(dh, dw)`` over (H, W), each a uniform integer in ``[-max_shift, max_shift]``. The same
     flip and shift apply to every time step. This is the CIFAR10-DVS recipe of the Guo et al.
-    and TET loaders (``reference-impl.md`` §8).
+    and TET loaders (``docs/design.md`` §8.2).
     """
 
     def __init__(self, max_shift: int = 5, flip_p: float = 0.5,

@@ -1,6 +1,6 @@
 """The base of every inflor network: option handling, input layout, layer factories, init.
 
-Input layout (DESIGN.md §1)
+Input layout (docs/design.md §1)
 ---------------------------
 ``SpikingModel.forward(x)`` accepts
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
 
+from ..epochspec import check_spec, snapshot_epochs  # noqa: F401  (the spec parser, re-exported)
 from ..errors import AnalysisError
 from .files import read_json, write_json
 from .layout import RunDir, snapshot_path
@@ -45,48 +45,3 @@ def read_snapshots(run_dir: str | os.PathLike) -> list[dict]:
                                 + (f", missing {', '.join(missing)}" if missing else "") + f"); expected {EXPECTED}")
         docs.append(doc)
     return sorted(docs, key=lambda d: d["epoch"])
-
-
-def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int, strict: bool = True) -> set[int]:
-    """Parse ``"0,1,last"`` (also ``"all"``, ``"none"``, ``"every:10"``) into epoch counts in
-    ``0 .. num_epochs`` (0 = before training, e = after e finished epochs). An epoch outside that
-    range raises ``ValueError``, or is left out when ``strict`` is False."""
-    if spec is None:
-        return set()
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: set[int] = set()
-    for item in items:
-        s = str(item).strip().lower()
-        if s in ("", "none"):
-            continue
-        if s == "last":
-            out.add(num_epochs)
-        elif s == "all":
-            out.update(range(num_epochs + 1))
-        elif s.startswith("every:"):
-            step = int(s.split(":", 1)[1])
-            if step < 1:
-                raise ValueError(f"snapshot step must be >= 1, got {step}")
-            out.update(range(0, num_epochs + 1, step))
-            out.add(num_epochs)
-        else:
-            try:
-                e = int(s)
-            except ValueError:
-                raise ValueError(f"bad snapshot epoch {item!r}: use integers, 'last', 'all', 'none' "
-                                 f"or 'every:N', comma separated") from None
-            if not 0 <= e <= num_epochs:
-                if not strict:
-                    continue
-                raise ValueError(f"snapshot epoch {e} is outside 0..{num_epochs}")
-            out.add(e)
-    return out
-
-
-def check_spec(spec) -> str | None:
-    """Validate the format of an epoch spec (for config checks); returns it as a string."""
-    if spec is None:
-        return None
-    spec = str(spec)
-    snapshot_epochs(spec, 10 ** 9)
-    return spec

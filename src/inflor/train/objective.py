@@ -1,4 +1,4 @@
-"""The loss objective of a run, its terms declared once (DESIGN.md §6)::
+"""The loss objective of a run, its terms declared once (docs/design.md §6)::
 
     total = task(logits, y) + Σ_term  weight_term(cfg) · term(model)
           = task + loss.mpd.weight · mpd_loss(all spiking layers)

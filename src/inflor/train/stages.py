@@ -8,7 +8,7 @@ recipe states such a protocol as an ordered mapping::
       warmup: {loss: {im: {weight: 2.0}}, train: {epochs: 1, max_steps_per_epoch: 100}}
       main: {}
 
-Each stage is the recipe with the stage's settings merged over it (``inflor.train.config.merge``),
+Each stage is the recipe with the stage's settings merged over it (``inflor.config.merge``),
 run as an ordinary run into ``OUT/<stage>``; every stage after the first starts from the previous
 stage's final weights (``train.init_from = OUT/<previous>/checkpoints/last.pt``: weights only,
 ``inflor.train.warmstart``). Command-line overrides change the recipe, so every stage that does
@@ -30,38 +30,13 @@ from ..runs.layout import RunDir
 from ..runs.summary import final_run_dir, has_checkpoint  # noqa: F401  (re-exported)
 from ..runs.summary import read_summary_or_empty as _read_summary
 from ..runs.summary import write_summary as _write_summary
+from ..config.validate import stage_configs  # noqa: F401  (re-exported: it was defined here)
 from ..errors import RunError
 from .build import resolve_device
-from .config import ConfigError, dump_config, merge, validate_config
+from .config import dump_config
 from .distributed import cleanup, init_distributed
 
 __all__ = ["stage_configs", "run_stages", "stage_progress", "final_run_dir", "has_checkpoint"]
-
-
-def stage_configs(cfg: dict, out: str | Path | None = None) -> list[tuple[str, dict]]:
-    """``[(stage name, validated config), ...]`` in order; with ``out``, chained stages start from
-    ``out/<previous>/checkpoints/last.pt``."""
-    base = {k: v for k, v in cfg.items() if k != "stages"}
-    stages = cfg.get("stages") or {}
-    result = []
-    prev = None
-    for name, over in stages.items():
-        over = over or {}
-        if prev is not None and (over.get("train") or {}).get("init_from") is not None:
-            raise ConfigError(f"'stages.{name}.train.init_from': only the first stage may set it; stage {name!r} "
-                              f"starts from the weights stage {prev!r} leaves")
-        merged = merge(base, over)
-        merged["stages"] = None
-        merged["name"] = f"{cfg.get('name') or 'run'}/{name}"
-        if prev is not None:
-            where = Path(out) / prev if out is not None else Path(prev)
-            merged["train"]["init_from"] = str(RunDir(where).last)
-        try:
-            result.append((name, validate_config(merged)))
-        except ConfigError as e:
-            raise ConfigError(f"stage {name!r}: {e}") from None
-        prev = name
-    return result
 
 
 def stage_progress(run_dir: Path, cfg: dict) -> str:

@@ -1,4 +1,6 @@
 """Run configuration: defaults, recipes, overrides and the error messages for bad input."""
+import re
+
 import pytest
 
 from inflor.train.config import (ConfigError, apply_overrides, config_diff, default_config, list_recipes,
@@ -67,10 +69,11 @@ def test_override_syntax_errors():
 
 
 def test_cross_field_rules():
-    with pytest.raises(ConfigError, match="esg.enabled is true but model.options.surrogate"):
-        load_config(None, ["esg.enabled=true", "model.options.surrogate=rectangle"])
-    with pytest.raises(ConfigError, match="k_min"):
-        load_config(None, ["esg.enabled=true", "esg.k_min=20"])
+    with pytest.raises(ConfigError, match=r"model.options.surrogate.k_min \(20.0\) must be <= "
+                                          r"model.options.surrogate.k_max \(10.0\)"):
+        load_config(None, ["model.options.surrogate={name: esg, k_min: 20}"])
+    with pytest.raises(ConfigError, match=r"'model.options.surrogate.k_max' must be > 0, got 0"):
+        load_config(None, ["model.options.surrogate={name: ESG, k_max: 0}"])
     with pytest.raises(ConfigError, match="warmup"):
         load_config(None, ["train.epochs=3", "sched.warmup=3"])
 
@@ -122,3 +125,24 @@ def test_paper_notes_merge_by_topic_and_name_known_topics(tmp_path):
     # notes are metadata: a resumed run may carry other notes
     other = apply_overrides(cfg, [("paper.notes", {"epochs": "code, 100."})])
     assert config_diff(cfg, validate_config(other)) == []
+
+
+def test_esg_is_a_surrogate_and_the_old_section_says_what_to_write(tmp_path):
+    cfg = load_config(None, ["model.options.surrogate={name: esg, k_min: 2.0, k_max: 5.0}"])
+    assert cfg["model"]["options"]["surrogate"] == {"name": "esg", "k_min": 2.0, "k_max": 5.0}
+    assert "esg" not in cfg
+    spec = "model.options.surrogate={name: esg, k_min: 1.0, k_max: 7}"
+    with pytest.raises(ConfigError, match=re.escape(f"'esg.k_max': the esg section is gone") + ".*" + re.escape(spec)):
+        load_config(None, ["esg.k_max=7"])
+    old = tmp_path / "old.yaml"
+    old.write_text("esg: {enabled: true, k_min: 2.0, k_max: 10.0}\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            "'esg': the esg section is gone, ESG is a surrogate setting (model.options.surrogate: {name: esg, "
+            "k_min, k_max}); write model: {options: {surrogate: {name: esg, k_min: 2.0, k_max: 10.0}}}")):
+        load_config(str(old))
+    old.write_text("stages:\n  warm: {esg: {enabled: false}}\n  main: {}\n")
+    with pytest.raises(ConfigError, match=r"'stages.warm.esg': .*delete it \(ESG was off\) and set "
+                                          r"model.options.surrogate"):
+        load_config(str(old))
+    with pytest.raises(ConfigError, match="'stages.main.esg.enabled': the esg section is gone"):
+        load_config("imloss_tab1_c10_resnet19_esg", ["stages.main.esg.enabled=true"])

@@ -32,7 +32,7 @@ def read_csv(path):
 
 def test_short_run_writes_every_output(tmp_path):
     cfg = tiny_cfg("train.tensorboard=true", "train.epochs=2", "loss.mpd.weight=0.5", "loss.im.weight=0.5",
-                   "esg.enabled=true")
+                   "model.options.surrogate=esg")
     s = run(cfg, tmp_path)
     for f in ("config.yaml", "metrics.csv", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"):
         assert (tmp_path / f).is_file(), f
@@ -54,7 +54,7 @@ def test_short_run_writes_every_output(tmp_path):
 
 
 def test_resume_reaches_the_same_result(tmp_path):
-    extra = ["esg.enabled=true", "loss.mpd.weight=0.5", "data.options={augment: true}"]
+    extra = ["model.options.surrogate=esg", "loss.mpd.weight=0.5", "data.options={augment: true}"]
     full = run(tiny_cfg(*extra), tmp_path / "full")
     part = run(tiny_cfg(*extra, "train.stop_after_epochs=1"), tmp_path / "part")
     assert part["status"] == "stopped" and part["epochs_done"] == 1

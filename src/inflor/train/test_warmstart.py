@@ -76,7 +76,7 @@ def test_another_architecture_is_refused_naming_the_first_layer(source, tmp_path
 
 def test_surrogate_settings_are_this_runs_own(source, tmp_path):
     """The source used the rectangle; a run with ESG loads its weights and keeps its own K range."""
-    t = _setup(cfg(f"train.init_from={source}", "esg.enabled=true", "esg.k_max=7"), tmp_path / "esg")
+    t = _setup(cfg(f"train.init_from={source}", "model.options.surrogate={name: esg, k_max: 7}"), tmp_path / "esg")
     sd = t.model.state_dict()
     assert float(sd["features.0.neuron.surrogate_function.k_max"]) == 7.0
     ck = load_checkpoint(source / "checkpoints" / "last.pt")["model_state"]
