@@ -111,7 +111,7 @@ def test_smoke_runs_every_stage_from_the_previous_weights(recipe, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split(":")[1].strip() for ln in lines] == ["staged/warmup", "staged/main"]
     # a stage whose model does not fit the weights the one before leaves fails in the smoke test
-    assert main(["train", "-c", str(recipe), "--smoke", "stages.main.model.options.width=8"]) == 1   # a CheckpointError
+    assert main(["train", "-c", str(recipe), "--smoke", "stages.main.model.options.width=8"]) == 2   # the recipe's stages do not fit each other: a usage error
     assert "first mismatch: 'features.0.conv.module.weight'" in capsys.readouterr().err
 
 
