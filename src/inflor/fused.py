@@ -894,10 +894,16 @@ class _NeuronFn(torch.autograd.Function):
 # Entry points
 # ----------------------------------------------------------------------------------------------
 def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
-                 mpr: Callable | None = None,
-                 record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+                 mpr: Callable | None = None, record_stats: bool = False,
+                 state: torch.Tensor | None = None, return_state: bool = False):
     """The fused backend; same signature and results as ``neuron_reference``. Eagerly through
-    ``_NeuronFn``; inside ``torch.compile`` as one ``torch.ops.inflor.neuron`` node per call."""
+    ``_NeuronFn``; inside ``torch.compile`` as one ``torch.ops.inflor.neuron`` node per call.
+
+    Explicit state (an initial ``state`` U₀ or ``return_state``): the kernels are not given it;
+    such a call runs ``neuron_reference`` (the same equations, tested equal), so streaming and
+    truncated BPTT are exact on every device, at the reference's speed."""
+    if state is not None or return_state:
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats, state=state, return_state=True)
     check_multistep(x)
     key, kind = _surrogate_form(surrogate), _mpr_kind(mpr)
     if key is None or kind is None:
@@ -923,10 +929,13 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
 
 
 def auto_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
-                mpr: Callable | None = None,
-                record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+                mpr: Callable | None = None, record_stats: bool = False,
+                state: torch.Tensor | None = None, return_state: bool = False):
     """What ``backend="auto"`` runs: the fused kernels for inputs of at least ``AUTO_MIN_NUMEL``
-    elements whose surrogate and MPR are fusable, else the reference (silently)."""
+    elements whose surrogate and MPR are fusable, else the reference (silently); explicit state
+    as in ``fused_neuron``."""
+    if state is not None or return_state:
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats, state=state, return_state=True)
     if x.numel() < AUTO_MIN_NUMEL or not _ENABLED or not fusable(cfg, surrogate, mpr):
         return neuron_reference(x, cfg, surrogate, mpr, record_stats)
     return fused_neuron(x, cfg, surrogate, mpr, record_stats)
