@@ -200,12 +200,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _fx_name(n: fx.Node) -> str:
-    """A readable name for a graph operation: its module path where the tracer recorded one."""
-    stack = n.meta.get("nn_module_stack")
-    if stack:
-        return node_name(list(stack.values())[-1][0] if isinstance(list(stack.values())[-1], tuple)
-                         else list(stack.keys())[-1])
-    return n.name
+    """A readable name for an operation of the traced forward_multistep."""
+    return f"forward_multistep: {n.name}"
 
 
 def _is_global_mean(n: fx.Node) -> bool:
@@ -247,9 +243,12 @@ class NIRNetwork(nn.Module):
     output per step). Modules are registered under the graph's node names ('.' → '_')."""
 
     def __init__(self, order: list[str], inputs: dict[str, list[str]], modules: dict[str, nn.Module],
-                 global_means: set[str]):
+                 input_shape: tuple[int, ...]):
         super().__init__()
-        self.order, self.inputs, self.global_means = order, inputs, global_means
+        self.order, self.inputs = order, inputs
+        # what inflor.deploy's Stream / to_onnx read from a model: one sample's step is [C, H, W]
+        self.in_channels = int(input_shape[0]) if input_shape else None
+        self.input_size = int(input_shape[-1]) if len(input_shape) == 3 else None
         self.layers = nn.ModuleDict({k.replace(".", "_"): m for k, m in modules.items()})
         self.names = {k: k.replace(".", "_") for k in modules}
 
@@ -262,6 +261,8 @@ class NIRNetwork(nn.Module):
                 v = v + values[extra]
             values[name] = self.layers[self.names[name]](v) if name in self.names else v
         return values[self.order[-1]]
+
+    forward_multistep = forward
 
 
 class _GlobalMean(nn.Module):
@@ -327,7 +328,6 @@ def from_nir(graph, dt: float | None = None) -> NIRNetwork:
             raise NIRExportError(f"NIR edge {a!r} → {b!r} enters a soft-reset neuron's feedback loop")
         inputs.setdefault(alias.get(b, b), []).append(alias.get(a, a))
     names = [k for k in nodes if k not in internal and alias.get(k, k) == k] + sorted(set(modules) - set(nodes))
-    global_means = set()
     for name in names:
         if name in modules:
             continue
@@ -376,7 +376,9 @@ def from_nir(graph, dt: float | None = None) -> NIRNetwork:
                              "graphs with one of each")
     if order[0] != ins[0] or order[-1] != outs[0]:
         order = [ins[0]] + [k for k in order if k not in (ins[0], outs[0])] + [outs[0]]
-    return NIRNetwork(order, {k: inputs.get(k, []) for k in order}, modules, global_means)
+    in_type = nodes[ins[0]].input_type.get("input")
+    return NIRNetwork(order, {k: inputs.get(k, []) for k in order}, modules,
+                      tuple(int(v) for v in np.asarray(in_type).reshape(-1)) if in_type is not None else ())
 
 
 def _toposort(names: list[str], inputs: dict[str, list[str]]) -> list[str]:
