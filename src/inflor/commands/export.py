@@ -50,8 +50,12 @@ def checkpoint_of(source: Path) -> Path:
 def load_source(source: Path):
     """(model in evaluation mode, description) for a run, a checkpoint or a .nir file."""
     if source.suffix == ".nir" and source.is_file():
-        from inflor.deploy.nir import from_nir
-        return from_nir(source).eval(), f"NIR graph {source}"
+        from inflor.deploy.nir import NIRExportError, from_nir
+        try:
+            return from_nir(source).eval(), f"NIR graph {source}"
+        except NIRExportError as e:
+            msg = str(e)
+            raise NIRExportError(msg if msg.startswith(str(source)) else f"{source}: {msg}") from e
     from inflor.train.checkpoint import build_model_from_checkpoint, load_checkpoint
     path = checkpoint_of(source)
     ck = load_checkpoint(path)
@@ -72,8 +76,11 @@ def run(args) -> int:
         raise ConfigError(f"{args.source}: the graph's input shape is unknown; cannot export it")
     if args.nir:
         import nir
-        from inflor.deploy.nir import to_nir
-        graph = to_nir(model, input_shape=(channels, size, size), dt=args.dt)
+        from inflor.deploy.nir import NIRExportError, to_nir
+        try:
+            graph = to_nir(model, input_shape=(channels, size, size), dt=args.dt)
+        except NIRExportError as e:
+            raise NIRExportError(f"{what}: {e}") from e
         nir.write(args.nir, graph)
         print(f"wrote {args.nir}: NIR graph of {what}, {len(graph.nodes)} nodes, dt={args.dt:g}")
     if args.onnx:
