@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch import fx, nn
 
 from ..layers import TimeFold

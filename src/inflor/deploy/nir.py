@@ -43,11 +43,12 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import CheckpointError
 from ..layers import TimeFold
-from ..models.blocks import GlobalAvgPool  # noqa: F401  (what a "global_mean" node comes from)
 from ..neuron import BaseNode
 from ..norm import TemporalBatchNorm
 from .graph import fold_model, node_name
 
+#: metadata of the AvgPool2d node a global average pool (``x.mean((-2, -1))``) is written as, so
+#: that inflor reads it back as that mean (the same sum order) rather than as a pooling
 GLOBAL_MEAN = "global_mean"
 
 
@@ -79,6 +80,8 @@ class NIRExportError(CheckpointError):
 # ----------------------------------------------------------------------------------------------
 def _neuron_nodes(name: str, node: BaseNode, shape, dt: float) -> tuple[dict, list, str, str]:
     """(NIR nodes, internal edges, entry node, exit node) of one spiking neuron (module table)."""
+    import nir
+
     c = node.cfg
     if node.mpr is not None:
         raise NIRExportError(f"neuron {name!r}: its MPR was not folded into the threshold")
@@ -88,9 +91,8 @@ def _neuron_nodes(name: str, node: BaseNode, shape, dt: float) -> tuple[dict, li
     else:
         integ = dict(tau=_full(shape, dt / (1.0 - lam)), r=_full(shape, s / (1.0 - lam)), v_leak=_full(shape, 0.0))
     if c.reset == "hard":
-        cls = __import__("nir").IF if lam == 1.0 else __import__("nir").LIF
+        cls = nir.IF if lam == 1.0 else nir.LIF
         return {name: cls(**integ, v_threshold=_full(shape, thr), v_reset=_full(shape, c.v_reset))}, [], name, name
-    import nir
     i, th, rs, dl = (f"{name}.{part}" for part in ("integrator", "threshold", "reset", "delay"))
     nodes = {i: nir.I(**integ) if lam == 1.0 else nir.LI(**integ),
              th: nir.Threshold(threshold=_full(shape, thr)),
