@@ -121,7 +121,7 @@ def to_nir(model: nn.Module, input_shape=None, dt: float = 1.0):
     if input_shape is None:
         size = getattr(model, "input_size", None) or 32
         input_shape = (getattr(model, "in_channels", 3), size, size)
-    gm = fold_model(model)
+    gm = fold_model(model).cpu()
     ShapeProp(gm).propagate(torch.zeros(1, 1, *input_shape))
     nodes, edges, src = {}, [], {}
 

@@ -38,8 +38,8 @@ def to_onnx(model: nn.Module, path, example: torch.Tensor | None = None, opset: 
     import onnx
 
     path = Path(path)
-    module = step_module(model).eval()
-    x = example_input(model, batch=2) if example is None else example
+    module = step_module(model).eval().cpu()     # exported from the CPU whatever the model's device
+    x = example_input(model, batch=2) if example is None else example.detach().cpu().float()
     states = initial_state(module, x)
     n = len(states)
     names_in = ["x"] + [f"state_{i}" for i in range(n)]
