@@ -22,7 +22,7 @@ SMALL = {
 }
 #: models whose small instance still takes seconds per test on a 2-core CPU
 HEAVY = {"vgg16", "vgg16_diet", "vgg16_diet_imagenet", "resnet34", "resnet18", "resnet20", "resnet20_dvs",
-         "resnet20_diet", "resnet19", "resnet19_fc256_dvs"}
+         "resnet20_diet", "resnet19", "resnet19_fc256_dvs", "resnet19_dvs"}
 
 
 def small_model(name: str, seed: int = 0, **options) -> tuple[torch.nn.Module, torch.Tensor]:
