@@ -187,8 +187,11 @@ def to_nir(model: nn.Module, input_shape=None, dt: float = 1.0):
             H, W = in_shape[-2:]
             nodes[name] = nir.AvgPool2d(kernel_size=np.array([H, W]), stride=np.array([H, W]),
                                         padding=np.array([0, 0]), metadata={"inflor": GLOBAL_MEAN})
-            nodes[f"{name}.flatten"] = nir.Flatten(input_type={"input": np.array([in_shape[0], 1, 1])}, start_dim=0)
             connect(n.args[0], name)
+            if len(n.meta["tensor_meta"].shape) == 5:       # keepdim: [T, B, C, 1, 1] (from_nir's form)
+                src[n] = [name]
+                continue
+            nodes[f"{name}.flatten"] = nir.Flatten(input_type={"input": np.array([in_shape[0], 1, 1])}, start_dim=0)
             edges.append((name, f"{name}.flatten"))
             src[n] = [f"{name}.flatten"]
         else:
@@ -208,8 +211,8 @@ def _fx_name(n: fx.Node) -> str:
 
 def _is_global_mean(n: fx.Node) -> bool:
     dims = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim")
-    return tuple(dims or ()) in ((-2, -1), (-1, -2)) and not n.kwargs.get("keepdim", False) \
-        and len(n.meta["tensor_meta"].shape) == 3
+    keep = bool(n.kwargs.get("keepdim", False))
+    return tuple(dims or ()) in ((-2, -1), (-1, -2)) and len(n.meta["tensor_meta"].shape) == (5 if keep else 3)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,17 +273,6 @@ class NIRNetwork(nn.Module):
 class _GlobalMean(nn.Module):
     def forward(self, x):
         return x.mean(dim=(-2, -1), keepdim=True)
-
-
-class _Flatten(nn.Module):
-    """NIR Flatten (dimensions of one sample) on [T, B, ...]."""
-
-    def __init__(self, start: int, end: int):
-        super().__init__()
-        self.start, self.end = start, end
-
-    def forward(self, x):
-        return x.flatten(self.start + 2, self.end if self.end < 0 else self.end + 2)
 
 
 def from_nir(graph, dt: float | None = None) -> NIRNetwork:
@@ -366,7 +358,8 @@ def from_nir(graph, dt: float | None = None) -> NIRNetwork:
                                                       tuple(int(v) for v in node.stride),
                                                       tuple(int(v) for v in node.padding)))
         elif isinstance(node, nir.Flatten):
-            modules[name] = _Flatten(int(node.start_dim), int(node.end_dim))
+            end = int(node.end_dim)        # NIR counts the dimensions of one sample, [T, B, ...] has two more
+            modules[name] = nn.Flatten(int(node.start_dim) + 2, end if end < 0 else end + 2)
         else:
             raise NIRExportError(f"NIR node {name!r} ({kind}) is not a node inflor can build (IF, LIF, the "
                                  "soft-reset subgraph, Conv2d, Affine, Linear, AvgPool2d, Flatten, Input, Output)")
