@@ -110,6 +110,15 @@ def fold_mpr(node: BaseNode) -> None:
     node.mpr = None
 
 
+def use_reference(module: nn.Module) -> nn.Module:
+    """Every spiking neuron of ``module`` on the reference backend (plain tensor ops), in place:
+    what an exporter traces (the fused kernels are compiled code it cannot see into)."""
+    for m in module.modules():
+        if isinstance(m, BaseNode):
+            m.backend = "reference"
+    return module
+
+
 def fold_model(model: nn.Module, norms: bool = True, mpr: bool = True) -> fx.GraphModule:
     """The inference form of ``model``: its traced graph (a copy, evaluation mode) with (td)BN
     folded into the preceding conv / linear and MPR into the thresholds. Call it with

@@ -45,7 +45,7 @@ from ..errors import CheckpointError
 from ..layers import TimeFold
 from ..neuron import BaseNode
 from ..norm import TemporalBatchNorm
-from .graph import fold_model, node_name
+from .graph import fold_model, node_name, use_reference
 
 #: metadata of the AvgPool2d node a global average pool (``x.mean((-2, -1))``) is written as, so
 #: that inflor reads it back as that mean (the same sum order) rather than as a pooling
@@ -121,7 +121,7 @@ def to_nir(model: nn.Module, input_shape=None, dt: float = 1.0):
     if input_shape is None:
         size = getattr(model, "input_size", None) or 32
         input_shape = (getattr(model, "in_channels", 3), size, size)
-    gm = fold_model(model).cpu()
+    gm = use_reference(fold_model(model).cpu())      # shapes only: no kernel compiled for them
     ShapeProp(gm).propagate(torch.zeros(1, 1, *input_shape))
     nodes, edges, src = {}, [], {}
 

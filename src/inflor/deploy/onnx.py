@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .graph import use_reference
 from .stream import step_module
 
 
@@ -38,7 +39,8 @@ def to_onnx(model: nn.Module, path, example: torch.Tensor | None = None, opset: 
     import onnx
 
     path = Path(path)
-    module = step_module(model).eval().cpu()     # exported from the CPU whatever the model's device
+    # exported from the CPU whatever the model's device, the neurons as plain tensor ops
+    module = use_reference(step_module(model).eval().cpu())
     x = example_input(model, batch=2) if example is None else example.detach().cpu().float()
     states = initial_state(module, x)
     n = len(states)
