@@ -204,6 +204,27 @@ def snapshot_without_layers(ws: Path) -> None:
     p.write_text('{"format": "inflor-snapshot-v1", "epoch": 1}')
 
 
+def voting_checkpoint(ws: Path) -> None:
+    """A checkpoint of cifarnet_voting, whose voting head (unflatten → mean) NIR cannot express."""
+    from inflor.models import create_model
+    ck = checkpoint_dict(ws)
+    model = create_model("cifarnet_voting", num_classes=10, in_channels=1, input_size=4, timesteps=2)
+    ck.update(model_name="cifarnet_voting", model_options=model.model_options, model_state=model.state_dict())
+    torch.save(ck, ws / "voting.pt")
+
+
+def cuba_nir(ws: Path) -> None:
+    """A NIR graph with a CubaLIF neuron (no inflor equivalent)."""
+    import nir
+    shape = np.array([3])
+    nir.write(str(ws / "cuba.nir"), nir.NIRGraph(
+        nodes={"input": nir.Input(input_type={"input": shape}),
+               "cuba": nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),
+                                   v_threshold=np.ones(3)),
+               "output": nir.Output(output_type={"output": shape})},
+        edges=[("input", "cuba"), ("cuba", "output")]))
+
+
 def chain(*setups: Callable) -> Callable:
     def setup(ws: Path) -> None:
         for s in setups:
@@ -350,6 +371,17 @@ CASES = [
     Case("reproduce: table row without its cells", ["reproduce", "table.yaml"], 1, "table.yaml",
          write("table.yaml", "rows:\n  - {key: a, recipe: default}\n")),
     Case("reproduce: --rows names no row of the table", ["reproduce", "digits", "--rows", "zz"], 1, "zz"),
+    # ---- inflor export
+    Case("export: checkpoint that is not an inflor run", ["export", "weights.pt", "--nir", "out.nir"], 1,
+         "weights.pt", checkpoint("weights.pt", lambda ck: ck["model_state"])),
+    Case("export: folder that is not a run", ["export", "empty", "--onnx", "out.onnx"], 1, "empty",
+         write("empty/.keep", "")),
+    Case("export: a layer NIR cannot express", ["export", "voting.pt", "--nir", "out.nir"], 1, "unflatten",
+         voting_checkpoint),
+    Case("export: a .nir graph inflor cannot build", ["export", "cuba.nir", "--onnx", "out.onnx"], 1, "cuba.nir",
+         cuba_nir),
+    Case("export: a .nir file that is not NIR", ["export", "text.nir", "--onnx", "out.onnx"], 1, "text.nir",
+         write("text.nir", "not a graph")),
     # ---- inflor compare
     Case("compare: run folder that does not exist", ["compare", "run", "nope"], 1, "nope"),
     Case("compare: empty folder", ["compare", "run", "empty"], 1, "empty", write("empty/.keep", "")),

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["train", "eval", "analyze", "plot", "repeat", "compare", "reproduce"]
+COMMANDS = ["train", "eval", "analyze", "plot", "repeat", "compare", "reproduce", "export"]
 DEBUG_HELP = "on an error, also print the traceback (same as INFLOR_DEBUG=1)"
 
 

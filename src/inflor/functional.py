@@ -1,6 +1,6 @@
 """The neuron engine as a pure function: one equation set, every variant a setting of it.
 
-docs/design.md §2, per time step t with U[0] = 0::
+docs/design.md §2, per time step t with U[-1] = U₀ (0 unless an initial ``state`` is given)::
 
     H[t] = λ · U[t-1] + s · X[t]               λ = decay (IF: 1), s = input_scale
     Ĥ[t] = φ(H[t]) if MPR else H[t]
@@ -13,6 +13,12 @@ Backward: dO/dH = g(Ĥ - V_th) · φ'(H), g the surrogate; the reset carries gra
 sequence would otherwise drift by its rounding every step); spikes and dL/dX come back in the
 input's dtype, the membrane statistics in float32. ``neuron_reference`` is the readable specification (a Python loop over T);
 faster backends must match it.
+
+Explicit state: ``state=U₀`` starts the recurrence from a given membrane (shape ``x.shape[1:]``,
+in the accumulation dtype), and ``return_state=True`` also returns the final membrane U[T-1].
+Nothing is kept between calls, so running ``x[:k]`` and then ``x[k:]`` with the first call's
+final U as the second's state is the same computation as one call on ``x`` (bit for bit), and
+gradients flow through the passed state unless the caller detaches it (truncated BPTT).
 """
 from __future__ import annotations
 
@@ -93,11 +99,26 @@ def reset(h: torch.Tensor, o: torch.Tensor, cfg: NeuronConfig) -> torch.Tensor:
     return h - cfg.soft_reset_amount * o
 
 
+def initial_state(state: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """U₀ for input ``x [T, B, ...]``: ``None`` (U₀ = 0, no add) or ``state`` checked to have one
+    step's shape ``x.shape[1:]`` and cast to the accumulation dtype (float32 for half inputs)."""
+    if state is None:
+        return None
+    if not isinstance(state, torch.Tensor) or tuple(state.shape) != tuple(x.shape[1:]):
+        got = tuple(state.shape) if isinstance(state, torch.Tensor) else type(state).__name__
+        raise ValueError(f"neuron state must be a tensor of one step's shape {tuple(x.shape[1:])} "
+                         f"(the input [T, B, ...] without T), got {got}")
+    return state.to(accumulation_dtype(x.dtype))
+
+
 def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
                      mpr: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                     record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+                     record_stats: bool = False, state: torch.Tensor | None = None,
+                     return_state: bool = False):
     """Run the neuron over ``x`` of shape ``[T, B, ...]``; return spikes ``[T, B, ...]`` and, if
-    ``record_stats``, the per-channel ``MembraneStats`` of H (differentiable)."""
+    ``record_stats``, the per-channel ``MembraneStats`` of H (differentiable), as
+    ``(spikes, stats)``; with ``return_state`` ``(spikes, stats, U[T-1])``. ``state`` is U₀
+    (see the module docstring; ``None`` = 0)."""
     check_multistep(x)
     T = x.shape[0]
     spikes = []
@@ -106,7 +127,7 @@ def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     # do; spikes and dL/dx come back in the input's dtype, the statistics in float32
     acc = accumulation_dtype(x.dtype)
     x_sum = x.new_zeros((), dtype=acc)
-    u = None
+    u = initial_state(state, x)
     for t in range(T):
         xt = scaled_input(x[t].to(acc), cfg)
         h = charge(u, xt, cfg)
@@ -120,10 +141,18 @@ def neuron_reference(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
             h_sqsums.append(sq)
             x_sum = x_sum + xt.sum(dtype=acc)
     out = torch.stack(spikes).to(x.dtype)
+    if return_state:
+        final = u if u is not None else x.new_zeros(x.shape[1:], dtype=acc)
+        stats = _stats(out, x, T, h_sums, h_sqsums, x_sum, acc) if record_stats else None
+        return out, stats, final
     if not record_stats:
         return out, None
+    return out, _stats(out, x, T, h_sums, h_sqsums, x_sum, acc)
+
+
+def _stats(out, x, T, h_sums, h_sqsums, x_sum, acc) -> MembraneStats:
     h_sum = torch.stack(h_sums).sum(0)
     stats = MembraneStats(h_sum=h_sum, h_sqsum=torch.stack(h_sqsums).sum(0),
                           count=x.numel() // h_sum.numel(), timesteps=T, x_sum=x_sum,
                           o_sum=out.sum(dtype=acc))
-    return out, stats
+    return stats

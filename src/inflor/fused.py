@@ -26,7 +26,9 @@ is compiled in: hard or soft reset, ``detach_reset``, the surrogate family, the 
 ``record_stats``, T, and whether s, λ and V_reset take the presets' identity values (1, 1, 0:
 their multiply or subtract is left out). A network uses one or two such structures, and each
 specialised step is a handful of vector instructions fewer than a generic one. Long sequences
-run in chunks of at most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks.
+run in chunks of at most ``MAX_UNROLL`` steps, passing U (and dL/dU) between chunks; the same
+state passing gives the explicit state of ``inflor.functional`` (an initial U₀ in, the final U
+out, dL/dU₀ back).
 
 Surrogate families (g as a function of z = Ĥ - V_th)::
 
@@ -76,7 +78,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .functional import NeuronConfig, check_multistep, neuron_reference
+from .functional import NeuronConfig, check_multistep, initial_state, neuron_reference
 from .mpr import MPR, phi_inverse
 from .stats import MembraneStats
 from .surrogate import FUSED_FORMS, Surrogate
@@ -729,9 +731,11 @@ def _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats) -> tuple
 # Arguments: the input x [T, B, ...]; the surrogate's runtime parameter (a 0-d buffer, so ESG's K
 # may change between calls); settings = (V_th, λ, s, V_reset, r, MPR k); the reset kind;
 # detach_reset; the surrogate's ``fused_key``; the MPR kind ("none", "inflor", "tanh");
-# record_stats. Outputs: spikes, Σ_c H [C], Σ_c H² [C], Σ sX, Σ O (in float32, float64 for float64
-# input; empty without record_stats), and U at the chunk boundaries [chunks − 1, N] (what the
-# backward needs besides x when T is longer than one kernel's unrolled loop).
+# record_stats; optionally the initial membrane u0 [B, ...] and want_state. Outputs: spikes,
+# Σ_c H [C], Σ_c H² [C], Σ sX, Σ O (in float32, float64 for float64 input; empty without
+# record_stats), U at the chunk boundaries [chunks − 1, N] (what the backward needs besides x
+# when T is longer than one kernel's unrolled loop), and the final U [B, ...] (with u0 or
+# want_state; else empty).
 #
 # The forward kernel sees x as [T, N]. With statistics on the CPU (``_use_rows``) it sees rows
 # [T, R, S] (R = B·C rows of the S spatial positions of one channel) and sums H, H², sX and O
@@ -743,17 +747,22 @@ Tensor = torch.Tensor
 
 
 def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str, detach: bool,
-                   surrogate: str, mpr: str, stats: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The operator's forward (see the section's note): spikes, the four sums, chunk bounds."""
+                   surrogate: str, mpr: str, stats: bool, u0: Tensor | None = None,
+                   want_state: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The operator's forward (see the section's note): spikes, the four sums, chunk bounds and,
+    with an initial membrane ``u0`` or ``want_state``, the final membrane U[T-1] (else empty)."""
     p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
     T = x.shape[0]
     B, C, S = _channel_shape(x)
     rows, step, chunks = _layout(x, stats)
     xc = x.contiguous().view(T, *step)
-    state = len(chunks) > 1
+    explicit = u0 is not None or want_state
+    state = len(chunks) > 1 or explicit
     thr = _per_row(p[P_THR], B * C) if rows else None
     outs, bounds, part = [], [], None
-    if state:
+    if u0 is not None:
+        u = u0.to(p.dtype).contiguous().view(step)
+    elif state:
         u = xc.new_zeros(step, dtype=p.dtype)
     else:       # rows: U[-1] = 0 per row (see the rows layout's note)
         u = xc.new_zeros((B * C, 1), dtype=p.dtype) if rows else None
@@ -771,42 +780,46 @@ def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str,
             part = list(pr) if part is None else [a + b for a, b in zip(part, pr)]
     spikes = (outs[0] if len(outs) == 1 else torch.cat(outs)).view(x.shape)
     bounds = torch.stack(bounds) if bounds else xc.new_empty((0, x.numel() // T), dtype=p.dtype)
+    u_final = u.reshape(x.shape[1:]).clone() if explicit else xc.new_empty((0,), dtype=p.dtype)
     if not stats:
-        return (spikes, *(xc.new_empty((0,), dtype=p.dtype) for _ in range(4)), bounds)
+        return (spikes, *(xc.new_empty((0,), dtype=p.dtype) for _ in range(4)), bounds, u_final)
     hs, hq, xs, os_ = part
     # per channel from per-row sums [B·C], or from per-element ones: the contiguous S first, then
     # B (ATen reduces that order ~25% faster than both dimensions at once). They stay in the
     # compute dtype (float32, float64 for float64 input): half precision would overflow.
     per_channel = ((lambda v: v.view(B, C).sum(0)) if rows else (lambda v: v.view(B, C, S).sum(2).sum(0)))
-    return spikes, per_channel(hs), per_channel(hq), xs.sum(), os_.sum(), bounds
+    return spikes, per_channel(hs), per_channel(hq), xs.sum(), os_.sum(), bounds, u_final
 
 
 neuron_op = torch.library.custom_op("inflor::neuron", neuron_forward, mutates_args=())
 
 
 @neuron_op.register_fake
-def _neuron_op_fake(x, sparam, settings, reset, detach, surrogate, mpr, stats):
+def _neuron_op_fake(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None, want_state=False):
     T = x.shape[0]
     cdt = _compute_dtype(x.dtype)
     _, C, _ = _channel_shape(x)
     n_bounds = len(_layout(x, stats)[2]) - 1
     sums = [x.new_empty((C,), dtype=cdt), x.new_empty((C,), dtype=cdt), x.new_empty((), dtype=cdt),
             x.new_empty((), dtype=cdt)] if stats else [x.new_empty((0,), dtype=cdt) for _ in range(4)]
-    return (x.new_empty(x.shape), *sums, x.new_empty((n_bounds, x.numel() // T), dtype=cdt))
+    u_final = x.new_empty(x.shape[1:], dtype=cdt) if u0 is not None or want_state else x.new_empty((0,), dtype=cdt)
+    return (x.new_empty(x.shape), *sums, x.new_empty((n_bounds, x.numel() // T), dtype=cdt), u_final)
 
 
 def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor | None,
                     g_hsum: Tensor | None, g_hsqsum: Tensor | None, g_xsum: Tensor | None,
                     g_osum: Tensor | None, settings: list[float], reset: str, detach: bool,
-                    surrogate: str, mpr: str, stats: bool) -> Tensor:
+                    surrogate: str, mpr: str, stats: bool, u0: Tensor | None = None,
+                    g_ufinal: Tensor | None = None, want_state: bool = False) -> tuple[Tensor, Tensor]:
     """The operator's backward: dL/dx from x, the chunk bounds and the outputs' gradients (None
-    for an output that received none)."""
+    for an output that received none), and dL/dU0 (with explicit state; else empty)."""
     p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
     cdt = p.dtype
     T = x.shape[0]
     B, C, S = _channel_shape(x)
     rows_fwd, step_fwd, chunks = _layout(x, stats)
-    state = len(chunks) > 1
+    explicit = u0 is not None or want_state
+    state = len(chunks) > 1 or explicit
     # the backward evaluates MPR's φ from H, and inductor keeps such values in buffers of its own
     # layout whose readers it flattens: with MPR its loop splits in the rows layout, so it reads
     # the same memory as [T, N] (statistics' gradients spread to every element)
@@ -827,45 +840,55 @@ def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor |
     xc = x.contiguous().view(shape)
     g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
     gu = xc.new_zeros(step, dtype=cdt) if state else None
+    if g_ufinal is not None and explicit:
+        gu = g_ufinal.to(cdt).contiguous().view(step)
     u_zero = xc.new_zeros((B * C, 1), dtype=cdt) if rows and not state else None
     pieces = []
     for i in reversed(range(len(chunks))):
         t0, t1 = chunks[i]
         spec = spec_base._replace(T=t1 - t0, state=state, rows=rows)
         if state:
-            u0 = bounds[i - 1].view(step) if i > 0 else xc.new_zeros(step, dtype=cdt)
+            if i > 0:
+                u_in = bounds[i - 1].view(step)
+            else:
+                u_in = u0.to(cdt).contiguous().view(step) if u0 is not None else xc.new_zeros(step, dtype=cdt)
         else:
-            u0 = u_zero
-        res = _run("bwd", spec, x.dtype, x.device.type, xc[t0:t1], g[t0:t1], p, u0, gu, g1, g2, gxs, gos,
+            u_in = u_zero
+        res = _run("bwd", spec, x.dtype, x.device.type, xc[t0:t1], g[t0:t1], p, u_in, gu, g1, g2, gxs, gos,
                    thr, vth)
         pieces.append(res[0])
         if state:
             gu = res[1]
     gx = pieces[0] if len(pieces) == 1 else torch.cat(pieces[::-1])
-    return gx.view(x.shape)
+    gu0 = gu.reshape(x.shape[1:]) if explicit else x.new_empty((0,), dtype=cdt)
+    return gx.view(x.shape), gu0
 
 
 neuron_backward_op = torch.library.custom_op("inflor::neuron_backward", neuron_backward, mutates_args=())
 
 
 @neuron_backward_op.register_fake
-def _neuron_backward_op_fake(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *args):
-    return x.new_empty(x.shape)
+def _neuron_backward_op_fake(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, settings, reset,
+                             detach, surrogate, mpr, stats, u0=None, g_ufinal=None, want_state=False):
+    cdt = _compute_dtype(x.dtype)
+    explicit = u0 is not None or want_state
+    return x.new_empty(x.shape), (x.new_empty(x.shape[1:], dtype=cdt) if explicit else x.new_empty((0,), dtype=cdt))
 
 
 def _neuron_op_setup(ctx, inputs, output):
-    # only x is kept (plus U at chunk boundaries): H, the spikes and the surrogate's values are
-    # recomputed by the backward kernel
+    # only x is kept (plus U at chunk boundaries, and the initial U0 when given): H, the spikes and
+    # the surrogate's values are recomputed by the backward kernel
     x, sparam, *args = inputs
-    ctx.args = args
-    ctx.save_for_backward(x, sparam, output[5])
+    ctx.args, ctx.want_state = args[:6], args[7]
+    ctx.has_u0 = args[6] is not None
+    ctx.save_for_backward(x, sparam, output[5], *([args[6]] if ctx.has_u0 else []))
 
 
-def _neuron_op_backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds):
-    x, sparam, bounds = ctx.saved_tensors
-    gx = torch.ops.inflor.neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum,
-                                          *ctx.args)
-    return (gx,) + (None,) * 7
+def _neuron_op_backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds, g_ufinal):
+    x, sparam, bounds, *u0 = ctx.saved_tensors
+    gx, gu0 = torch.ops.inflor.neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum,
+                                               *ctx.args, u0[0] if u0 else None, g_ufinal, ctx.want_state)
+    return (gx,) + (None,) * 7 + ((gu0 if ctx.has_u0 else None), None)
 
 
 neuron_op.register_autograd(_neuron_op_backward, setup_context=_neuron_op_setup)
@@ -877,59 +900,70 @@ class _NeuronFn(torch.autograd.Function):
     docs/performance.md). Inside ``torch.compile`` the registered operator is used instead."""
 
     @staticmethod
-    def forward(ctx, x, sparam, args):
-        out = neuron_forward(x, sparam, *args)
-        ctx.args = args
-        ctx.save_for_backward(x, sparam, out[5])
+    def forward(ctx, x, sparam, u0, args):
+        want_state = u0 is not None or args[-1]
+        out = neuron_forward(x, sparam, *args[:-1], u0=u0, want_state=want_state)
+        ctx.args, ctx.want_state, ctx.has_u0 = args[:-1], want_state, u0 is not None
+        ctx.save_for_backward(x, sparam, out[5], *([u0] if u0 is not None else []))
         ctx.mark_non_differentiable(out[5])
         return out
 
     @staticmethod
-    def backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds):
-        x, sparam, bounds = ctx.saved_tensors
-        return neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args), None, None
+    def backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds, g_ufinal):
+        x, sparam, bounds, *u0 = ctx.saved_tensors
+        gx, gu0 = neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args,
+                                  u0=u0[0] if u0 else None, g_ufinal=g_ufinal, want_state=ctx.want_state)
+        return gx, None, (gu0 if ctx.has_u0 else None), None
 
 
 # ----------------------------------------------------------------------------------------------
 # Entry points
 # ----------------------------------------------------------------------------------------------
 def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
-                 mpr: Callable | None = None,
-                 record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+                 mpr: Callable | None = None, record_stats: bool = False,
+                 state: torch.Tensor | None = None, return_state: bool = False):
     """The fused backend; same signature and results as ``neuron_reference``. Eagerly through
-    ``_NeuronFn``; inside ``torch.compile`` as one ``torch.ops.inflor.neuron`` node per call."""
+    ``_NeuronFn``; inside ``torch.compile`` as one ``torch.ops.inflor.neuron`` node per call.
+    Explicit state (an initial ``state`` U₀, ``return_state``) is the kernels' chunk state: U₀ in,
+    U[T-1] out, dL/dU₀ from the backward (``inflor.functional``'s contract)."""
     check_multistep(x)
+    explicit = state is not None or return_state
+    kw = dict(state=state, return_state=True) if explicit else {}
     key, kind = _surrogate_form(surrogate), _mpr_kind(mpr)
     if key is None or kind is None:
         what = "MPR callable" if kind is None else "surrogate"
         _warn_once(f"unfusable-{what}", f"inflor fused neuron backend: this {what} "
                    f"({type(mpr if kind is None else surrogate).__name__}) has no fused kernel; "
                    "using the reference implementation for it")
-        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats, **kw)
     if x.numel() == 0 or x.device.type not in _DEVICES:
-        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats, **kw)
+    if state is not None:
+        state = initial_state(state, x)
     sparam = getattr(surrogate, type(surrogate).fused_param)
     args = (op_settings(cfg, mpr), cfg.reset, cfg.detach_reset, key, kind, bool(record_stats))
     if torch.compiler.is_compiling():
-        out = torch.ops.inflor.neuron(x, sparam, *args)
+        out = torch.ops.inflor.neuron(x, sparam, *args, state, explicit)
     else:
-        out = _NeuronFn.apply(x, sparam, args)
-    spikes, h_sum, h_sqsum, x_sum, o_sum, _ = out
-    if not record_stats:
-        return spikes, None
-    stats = MembraneStats(h_sum=h_sum, h_sqsum=h_sqsum, count=x.numel() // h_sum.numel(),
-                          timesteps=x.shape[0], x_sum=x_sum, o_sum=o_sum)
-    return spikes, stats
+        out = _NeuronFn.apply(x, sparam, state, args + (explicit,))
+    spikes, h_sum, h_sqsum, x_sum, o_sum, _, u_final = out
+    stats = None
+    if record_stats:
+        stats = MembraneStats(h_sum=h_sum, h_sqsum=h_sqsum, count=x.numel() // h_sum.numel(),
+                              timesteps=x.shape[0], x_sum=x_sum, o_sum=o_sum)
+    return (spikes, stats, u_final) if explicit else (spikes, stats)
 
 
 def auto_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
-                mpr: Callable | None = None,
-                record_stats: bool = False) -> tuple[torch.Tensor, MembraneStats | None]:
+                mpr: Callable | None = None, record_stats: bool = False,
+                state: torch.Tensor | None = None, return_state: bool = False):
     """What ``backend="auto"`` runs: the fused kernels for inputs of at least ``AUTO_MIN_NUMEL``
-    elements whose surrogate and MPR are fusable, else the reference (silently)."""
+    elements whose surrogate and MPR are fusable, else the reference (silently); explicit state
+    as in ``fused_neuron``."""
+    kw = dict(state=state, return_state=True) if state is not None or return_state else {}
     if x.numel() < AUTO_MIN_NUMEL or not _ENABLED or not fusable(cfg, surrogate, mpr):
-        return neuron_reference(x, cfg, surrogate, mpr, record_stats)
-    return fused_neuron(x, cfg, surrogate, mpr, record_stats)
+        return neuron_reference(x, cfg, surrogate, mpr, record_stats, **kw)
+    return fused_neuron(x, cfg, surrogate, mpr, record_stats, **kw)
 
 
 _ENABLED = os.environ.get("INFLOR_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")

@@ -30,8 +30,9 @@ from .surrogate import make_surrogate
 
 ROLES = ("standalone", "block_output", "block_inner")
 
-#: name -> callable(x, cfg, surrogate, mpr, record_stats) -> (spikes, stats); faster backends
-#: register themselves here and are tested against "reference".
+#: name -> callable(x, cfg, surrogate, mpr, record_stats, state=None, return_state=False) ->
+#: (spikes, stats) or, with return_state, (spikes, stats, U_final); faster backends register
+#: themselves here and are tested against "reference".
 BACKENDS: dict[str, Callable] = {"reference": neuron_reference, "fused": fused_neuron}
 
 
@@ -89,13 +90,23 @@ class BaseNode(nn.Module):
             return BACKENDS[self.backend]
         return auto_neuron   # the fused kernels where worthwhile, else the reference
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None, return_state: bool = False):
+        """Spikes ``[T, B, ...]`` for ``x [T, B, ...]``, starting from membrane ``state`` (U₀ of
+        shape ``x.shape[1:]``; ``None`` = 0). With ``return_state=True`` returns
+        ``(spikes, U[T-1])``: feeding that U as the next call's ``state`` continues the sequence
+        exactly (see ``inflor.functional``); pass ``u.detach()`` for truncated BPTT."""
         check_multistep(x, type(self).__name__)
-        spikes, stats = self._backend_fn()(x, self.cfg, self.surrogate_function, self.mpr, self.record_stats)
+        fn = self._backend_fn()
+        if state is None and not return_state:
+            spikes, stats = fn(x, self.cfg, self.surrogate_function, self.mpr, self.record_stats)
+            u = None
+        else:
+            spikes, stats, u = fn(x, self.cfg, self.surrogate_function, self.mpr, self.record_stats,
+                                  state=state, return_state=True)
         if stats is not None:
             stats.role = self.role
         self.stats = stats
-        return spikes
+        return (spikes, u) if return_state else spikes
 
     def extra_repr(self) -> str:
         c = self.cfg

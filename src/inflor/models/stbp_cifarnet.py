@@ -40,7 +40,7 @@ class CIFARNet(SpikingModel):
     def forward_multistep(self, x: torch.Tensor) -> torch.Tensor:
         out = self.fc(self.classifier(self.features(x)))
         if self.voting > 1:
-            out = out.reshape(*out.shape[:-1], self.num_classes, self.voting).mean(-1)
+            out = out.unflatten(-1, (self.num_classes, self.voting)).mean(-1)
         return out
 
 
