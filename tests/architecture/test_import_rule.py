@@ -1,6 +1,7 @@
 """The import rule, read from the source (ast) of every module of ``inflor``:
 
     commands / cli  ->  train  ->  analysis  ->  {config, runs, data, models}  ->  core
+    commands / cli  ->  deploy  ->  {runs, data, models}  ->  core
 
 ``analysis`` never imports ``train`` or ``config``; ``runs``, ``data`` and ``models`` never import
 ``train``, ``analysis`` or ``commands``; the core imports none of the packages above it. Every
@@ -18,10 +19,11 @@ ROOT = Path(inflor.__file__).parent
 #: package (first name under inflor) -> its group; modules directly in inflor/ are the core
 GROUP = {"commands": "commands", "cli": "commands", "__main__": "commands", "train": "train",
          "analysis": "analysis", "plots": "analysis", "config": "config", "runs": "runs", "data": "data",
-         "models": "models"}
+         "models": "models", "deploy": "deploy"}
 #: what each group may import besides itself and the core
 ALLOWED = {
-    "commands": {"train", "analysis", "config", "runs", "data", "models"},
+    "commands": {"train", "analysis", "config", "runs", "data", "models", "deploy"},
+    "deploy": {"runs", "data", "models"},
     "train": {"analysis", "config", "runs", "data", "models"},
     "analysis": {"runs", "data", "models"},
     "config": {"runs", "data", "models"},
@@ -124,6 +126,7 @@ def test_the_rule_catches_a_violation():
     assert violations("inflor.runs.x", Path("inflor/runs/x.py"), "from ..analysis import probe\n") != []
     assert violations("inflor.neuron", Path("inflor/neuron.py"), "from .runs import layout\n") != []
     assert violations("inflor.analysis.x", here, "from ..runs.layout import RunDir\nfrom .. import errors\n") == []
+    assert violations("inflor.deploy.x", Path("inflor/deploy/x.py"), "from ..train import trainer\n") != []
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m not in ("inflor.__main__",)])

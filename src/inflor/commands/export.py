@@ -35,7 +35,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def checkpoint_of(source: Path) -> Path:
     """The checkpoint file ``source`` names: itself, or a run directory's final ``last.pt``."""
     from inflor.errors import CheckpointError
-    from inflor.train.stages import final_run_dir
+    from inflor.runs.summary import final_run_dir
 
     if source.is_file():
         return source
@@ -56,7 +56,7 @@ def load_source(source: Path):
         except NIRExportError as e:
             msg = str(e)
             raise NIRExportError(msg if msg.startswith(str(source)) else f"{source}: {msg}") from e
-    from inflor.train.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from inflor.runs.checkpoint import build_model_from_checkpoint, load_checkpoint
     path = checkpoint_of(source)
     ck = load_checkpoint(path)
     return build_model_from_checkpoint(ck).eval(), f"{ck['model_name']} from {path}"
