@@ -34,13 +34,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def evaluate_checkpoint(path, overrides=(), data=None, root=None, batch_size=None, device=None) -> dict:
     """Rebuild the model of a checkpoint, build the test split of its dataset and evaluate."""
+    from inflor.config import upgrade_saved_config
     from inflor.runs.checkpoint import build_model_from_checkpoint, load_checkpoint
     from inflor.runs.loader import rebuild_loader
     from inflor.train.config import ConfigError, apply_overrides, parse_overrides, validate_config
     from inflor.train.trainer import check_data_config, evaluate, resolve_device
 
     ck = load_checkpoint(path)
-    cfg = ck["config"]
+    cfg = upgrade_saved_config(ck["config"])   # a checkpoint of an earlier inflor: today's spelling
     pairs = parse_overrides(list(overrides))
     bad = [k for k, _ in pairs if not (k.startswith("data.") or k in ("train.device", "train.amp"))]
     if bad:

@@ -58,6 +58,7 @@ def resolve_config(args):
     """The validated config of this command line (and, on --resume, of the saved run)."""
     from inflor.errors import RunError
     from inflor.runs.layout import RunDir
+    from inflor.config import upgrade_saved_config
     from inflor.train.config import (ConfigError, RUNTIME_KEYS, apply_overrides, config_diff, parse_overrides,
                                      read_yaml, set_key, validate_config, load_config)
 
@@ -69,7 +70,7 @@ def resolve_config(args):
             raise RunError(f"nothing to resume: {saved_path} does not exist (is {args.out} a run directory "
                            f"made by inflor train?)")
         try:
-            saved = validate_config(read_yaml(saved_path, "the saved config", RunError))
+            saved = validate_config(upgrade_saved_config(read_yaml(saved_path, "the saved config", RunError)))
         except ConfigError as e:
             raise RunError(f"the saved config {saved_path} is damaged or from another inflor version: {e}") from None
         set_key(saved, "train.stop_after_epochs", None)   # a one-shot stop, not part of the run

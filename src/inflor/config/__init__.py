@@ -41,6 +41,7 @@ from .recipes import list_recipes, load_config, load_recipe, recipe_path, recipe
 from .schema import (DEFAULTS, OPEN_SECTIONS, RESERVED_STAGE_NAMES, RUNTIME_KEYS, SCHEMA, SECTIONS, STAGE_SECTIONS,
                      default_config, esg_moved)
 from .tree import get_key, merge, set_key
+from .upgrade import upgrade_saved_config
 from .validate import effective_model_options, stage_configs, validate_config
 from .yamlio import dump_config, read_yaml, yaml_load
 
@@ -48,4 +49,4 @@ __all__ = ["ConfigError", "DEFAULTS", "SCHEMA", "SECTIONS", "NOTE_TOPICS", "RUNT
            "OPEN_SECTIONS", "STAGE_SECTIONS", "RESERVED_STAGE_NAMES", "default_config", "load_config", "load_recipe",
            "parse_overrides", "apply_overrides", "validate_config", "effective_model_options", "stage_configs", "recipe_path",
            "list_recipes", "recipes_dir", "dump_config", "read_yaml", "yaml_load", "merge",
-           "get_key", "set_key", "config_diff", "esg_moved"]
+           "get_key", "set_key", "config_diff", "esg_moved", "upgrade_saved_config"]
