@@ -52,8 +52,9 @@ warnings.filterwarnings("ignore")
 
 import peers as peer_lib  # noqa: E402
 from inflor.checkpointing import checkpoint_modules  # noqa: E402
+from inflor.layers import unspike  # noqa: E402
 from inflor.models.base import SpikingModel  # noqa: E402
-from inflor.models.blocks import ConvUnit, LinearUnit, avgpool  # noqa: E402
+from inflor.models.blocks import ConvUnit, LinearUnit, avgpool, linear  # noqa: E402
 from inflor.models.resnet import SpikingResNet  # noqa: E402
 from inflor.neuron import BaseNode, make_neuron  # noqa: E402
 
@@ -177,12 +178,12 @@ class CIFARNetReduced(SpikingModel):
         super().__init__(num_classes, **common)
         w = [128 // div, 256 // div, 512 // div, 1024 // div, 512 // div]
         self.features = nn.Sequential(
-            ConvUnit(self, 3, w[0]), ConvUnit(self, w[0], w[1]), avgpool(2),
+            ConvUnit(self, 3, w[0]), ConvUnit(self, w[0], w[1], spikes=True), avgpool(2),
             ConvUnit(self, w[1], w[2]), avgpool(2),
-            ConvUnit(self, w[2], w[3]), ConvUnit(self, w[3], w[4]), nn.Flatten(2))
-        self.classifier = nn.Sequential(LinearUnit(self, w[4] * 64, 1024 // div),
-                                        LinearUnit(self, 1024 // div, 512 // div))
-        self.fc = nn.Linear(512 // div, num_classes)
+            ConvUnit(self, w[2], w[3]), ConvUnit(self, w[3], w[4], spikes=True), nn.Flatten(2))
+        self.classifier = nn.Sequential(LinearUnit(self, w[4] * 64, 1024 // div, spikes=True),
+                                        LinearUnit(self, 1024 // div, 512 // div, spikes=True))
+        self.fc = linear(512 // div, num_classes, spikes=self.spike_layers)
         self.init_weights()
 
     def forward_multistep(self, x):
@@ -199,8 +200,10 @@ NETWORKS = {"CIFARNet/4": CIFARNetReduced, "ResNet-19/4": resnet19_reduced}
 
 
 def swap_neurons(model: nn.Module, factory) -> nn.Module:
-    """A copy of ``model`` with every inflor neuron replaced by ``factory()``."""
-    model = copy.deepcopy(model)
+    """A copy of ``model`` with every inflor neuron replaced by ``factory()`` and its spike layers
+    (``SpikeConv2d``/``SpikeLinear``, which keep their input as bits) made plain torch layers, as
+    an ANN twin or a peer's network has them."""
+    model = unspike(copy.deepcopy(model))
     for name, m in list(model.named_modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, BaseNode):
