@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..layers import SpikeConv2d, SpikeLinear, TimeFold
+from ..pairing import norm_neuron
 from .base import SQRT1_2, SpikingModel
 
 
@@ -76,7 +77,7 @@ class ConvUnit(nn.Module):
         self.neuron = model.neuron("standalone")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neuron(self.norm(self.conv(x)))
+        return norm_neuron(self.norm, self.neuron, self.conv(x))
 
 
 class LinearUnit(nn.Module):
@@ -91,7 +92,7 @@ class LinearUnit(nn.Module):
         self.neuron = model.neuron("standalone")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neuron(self.norm(self.fc(x)))
+        return norm_neuron(self.norm, self.neuron, self.fc(x))
 
 
 SHORTCUTS = ("conv", "avgdown")
@@ -129,6 +130,7 @@ class BasicBlock(nn.Module):
             raise ValueError(f"unknown shortcut {shortcut!r}; valid choices: {list(SHORTCUTS)}")
         self.projection = stride != 1 or in_ch != out_ch
         spikes = spikes and model.spike_layers
+        self.input_spikes = spikes
         self.conv1 = conv(in_ch, out_ch, 3, stride, spikes=spikes)
         self.bn1 = model.norm(out_ch, alpha=1.0)
         self.neuron1 = model.neuron("block_inner")
@@ -151,9 +153,16 @@ class BasicBlock(nn.Module):
         self.neuron_out = model.neuron("block_output")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.dropout(self.neuron1(self.bn1(self.conv1(x))))
-        out = self.bn2(self.conv2(out)) + self.shortcut(x)
-        return self.neuron_out(out)
+        # each norm → neuron pair keeps one tensor (inflor.pairing); the residual one recomputes
+        # the shortcut's norm too, or keeps an identity shortcut's spikes as bits
+        out = self.dropout(norm_neuron(self.bn1, self.neuron1, self.conv1(x)))
+        if isinstance(self.shortcut, nn.Identity):
+            r, spikes = x, self.input_spikes
+        elif isinstance(self.shortcut, nn.Sequential) and len(self.shortcut) > 1:
+            r, spikes = (self.shortcut[-1], self.shortcut[:-1](x)), False
+        else:
+            r, spikes = self.shortcut(x), False
+        return norm_neuron(self.bn2, self.neuron_out, self.conv2(out), r, extra_spikes=spikes)
 
 
 def make_stage(model: SpikingModel, in_ch: int, out_ch: int, blocks: int, stride: int,

@@ -1,0 +1,102 @@
+"""One kept tensor per norm → neuron pair: the neuron's input is recomputed, not stored.
+
+In ``s = neuron(norm(y))`` autograd would keep two tensors of the layer's size: the norm keeps
+its input y (for dL/dγ and dL/dy) and the neuron keeps its input z = norm(y) (to recompute its
+membrane in backward). ``norm_neuron(norm, neuron, y)`` computes the same s, but while the neuron
+saves, a ``torch.autograd.graph.saved_tensors_hooks`` pair swaps z for a recipe: a reference to
+y (which the norm keeps anyway) and the norm's per-channel settings. The backward recomputes::
+
+    z = norm.renormalize(y, settings)        (TemporalBatchNorm: BN of y with its own batch
+                                              statistics, or the frozen running ones in eval)
+
+with the very call the forward made (under the forward's autocast state), so z — and every gradient — is bit-identical to the
+unpaired ``neuron(norm(y))`` (tested). Cost: one more BN forward per layer in backward.
+
+``extra`` (a residual pair ``neuron(norm(y) + r)``): ``r`` is added after the norm in both
+passes. It is either a tensor — kept as bits (``inflor.bitpack``) when ``extra_spikes`` says it
+is binary (the spikes of an identity shortcut), else as it is — or a pair ``(norm_r, y_r)``
+meaning ``r = norm_r(y_r)`` (a projection shortcut's norm), recomputed from y_r, which norm_r
+keeps anyway.
+
+Composes with saved-tensor hooks already active (activation checkpointing, offloading, memory
+accounting): the tensors the recipe holds and all other saved tensors go through the outer
+hooks. Under ``torch.compile`` (``torch.compiler.is_compiling()``) the pair runs unpaired: the
+compiler plans what to save itself and does not trace saved-tensor hooks.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .bitpack import pack_spikes, unpack_spikes
+from .norm import TemporalBatchNorm
+
+__all__ = ["norm_neuron"]
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+            and a.dtype == b.dtype and a.device == b.device)
+
+
+def _outer_hooks():
+    return torch._C._autograd._top_saved_tensors_default_hooks(False)
+
+
+def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
+                extra_spikes: bool = False) -> torch.Tensor:
+    """``neuron(norm(y) + r)`` (r from ``extra``, optional) keeping y once for backward (see module)."""
+    pair_r = isinstance(extra, tuple)
+    if (not isinstance(norm, TemporalBatchNorm) or not torch.is_grad_enabled()
+            or torch.compiler.is_compiling() or (pair_r and not isinstance(extra[0], TemporalBatchNorm))):
+        z = norm(y)
+        if extra is None:
+            return neuron(z)
+        return neuron(z + (extra[0](extra[1]) if pair_r else extra))
+    z, settings = norm.forward_with_settings(y)
+    if pair_r:
+        r_norm, y_r = extra
+        r_out, r_settings = r_norm.forward_with_settings(y_r)
+        z = z + r_out
+    elif extra is not None:
+        z = z + extra
+    device = y.device.type
+    autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+    outer = _outer_hooks()
+    if outer is None:
+        outer_pack = outer_unpack = None
+    else:
+        outer_pack, outer_unpack = outer
+
+    def keep(t):
+        return t if outer_pack is None else outer_pack(t)
+
+    def fetch(p):
+        return p if outer_unpack is None else outer_unpack(p)
+
+    def pack(t):
+        if not _same(t, z):
+            return ("t", keep(t))
+        r = None
+        if pair_r:
+            r = ("norm", keep(y_r.detach()), r_settings)
+        elif extra is not None:
+            r = (("bits", keep(pack_spikes(extra)), extra.shape, extra.dtype) if extra_spikes
+                 else ("t", keep(extra.detach())))
+        return ("z", keep(y.detach()), settings, r, z.shape, z.stride())
+
+    def unpack(p):
+        if p[0] == "t":
+            return fetch(p[1])
+        _, yp, st, r, shape, stride = p
+        with torch.no_grad(), torch.autocast(device, dtype=autocast[1], enabled=autocast[0]):
+            out = norm.renormalize(fetch(yp), st)
+            if r is not None:
+                if r[0] == "norm":
+                    out = out + extra[0].renormalize(fetch(r[1]), r[2])
+                else:
+                    out = out + (unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1]))
+        return out.as_strided(shape, stride) if out.stride() != stride else out
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        return neuron(z)
