@@ -18,7 +18,9 @@ is binary (the spikes of an identity shortcut), else as it is — or a pair ``(n
 meaning ``r = norm_r(y_r)`` (a projection shortcut's norm), recomputed from y_r, which norm_r
 keeps anyway.
 
-Composes with saved-tensor hooks already active (activation checkpointing, offloading, memory
+Pairs apply to inflor neurons (``BaseNode``, which keep only their input); any other module
+in the neuron's place (an ANN twin's ReLU, a peer's neuron) runs unpaired. Composes with
+saved-tensor hooks already active (activation checkpointing, offloading, memory
 accounting): the tensors the recipe holds and all other saved tensors go through the outer
 hooks. Under ``torch.compile`` (``torch.compiler.is_compiling()``) the pair runs unpaired: the
 compiler plans what to save itself and does not trace saved-tensor hooks.
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from .bitpack import pack_spikes, unpack_spikes
+from .neuron import BaseNode
 from .norm import TemporalBatchNorm
 
 __all__ = ["norm_neuron"]
@@ -47,7 +50,7 @@ def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
                 extra_spikes: bool = False) -> torch.Tensor:
     """``neuron(norm(y) + r)`` (r from ``extra``, optional) keeping y once for backward (see module)."""
     pair_r = isinstance(extra, tuple)
-    if (not isinstance(norm, TemporalBatchNorm) or not torch.is_grad_enabled()
+    if (not isinstance(norm, TemporalBatchNorm) or not isinstance(neuron, BaseNode) or not torch.is_grad_enabled()
             or torch.compiler.is_compiling() or (pair_r and not isinstance(extra[0], TemporalBatchNorm))):
         z = norm(y)
         if extra is None:
