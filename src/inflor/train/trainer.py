@@ -53,6 +53,7 @@ from .config import ConfigError, dump_config, effective_model_options
 from .distributed import (DistInfo, all_reduce_sum, barrier, broadcast_object, cleanup, init_distributed,
                           per_process_batch, peer_failure)
 from .interrupts import Interrupts
+from .online import online_backward
 from .specs import static_dataset_info
 
 __all__ = ["Trainer", "RunError", "NonFiniteLossError", "StopRun", "METRIC_FIELDS", "build_optimizer",
@@ -594,6 +595,9 @@ class Trainer:
         self.train_sampler.set_epoch(epoch)
         self.loader_gen.manual_seed(s)
 
+    def _backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
     def train_epoch(self, epoch: int) -> EpochResult:
         cfg, t = self.cfg, self.cfg["train"]
         self.ddp.train()
@@ -611,9 +615,15 @@ class Trainer:
                 break
             x = x.to(dev, non_blocking=True)
             y = y.to(dev, non_blocking=True)
-            with _autocast(dev, cfg):
-                logits = self.ddp(x)
-            parts = compute_loss(self.ddp, logits, y, cfg)
+            online = t["bptt"] == "online"    # inflor.train.online: backward inside, step by step
+            if online:
+                self.optimizer.zero_grad(set_to_none=True)
+                logits, parts = online_backward(self.ddp, x, lambda lg: compute_loss(self.ddp, lg, y, cfg),
+                                                lambda: _autocast(dev, cfg), self._backward)
+            else:
+                with _autocast(dev, cfg):
+                    logits = self.ddp(x)
+                parts = compute_loss(self.ddp, logits, y, cfg)
             bad = _first_nonfinite(parts)
             flag = torch.tensor([0.0 if bad is None else 1.0])
             if self.dist.enabled:
@@ -626,16 +636,16 @@ class Trainer:
                     f"The last good checkpoint is kept in {self.ckpt_dir / 'last.pt'}"
                     + (" (none yet: no epoch finished)" if not (self.ckpt_dir / "last.pt").exists() else "")
                     + ". Try a lower optim.lr, or train.amp=false.")
-            self.optimizer.zero_grad(set_to_none=True)
+            if not online:
+                self.optimizer.zero_grad(set_to_none=True)
+                self._backward(parts["total"])
             if self.scaler is not None:
-                self.scaler.scale(parts["total"]).backward()
                 if t["grad_clip"]:
                     self.scaler.unscale_(self.optimizer)
                     nn.utils.clip_grad_norm_(self.model.parameters(), t["grad_clip"])
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
             else:
-                parts["total"].backward()
                 if t["grad_clip"]:
                     nn.utils.clip_grad_norm_(self.model.parameters(), t["grad_clip"])
                 self.optimizer.step()
