@@ -355,7 +355,7 @@ SCHEMA: dict[str, tuple[Any, Callable, str]] = {
     "train.activation_checkpointing": (None, _act_ckpt, "recompute these modules in the backward pass to save "
                                                          "memory (long T, deep nets); same gradients"),
     "train.bptt": ("full", _choice("full", "online"), "full: backprop through time; online: one step at a "
-                                                       "a time, memory constant in T (inflor.train.online)"),
+                                                       "time, memory constant in T (inflor.train.online)"),
     "train.grad_clip": (None, _number(0, strict_min=True, optional=True), "clip the gradient norm; null = off"),
     "train.max_steps_per_epoch": (None, _integer(1, optional=True), "cut epochs short (quick checks)"),
     "train.stop_after_epochs": (None, _integer(1, optional=True),
