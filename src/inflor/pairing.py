@@ -37,11 +37,6 @@ from .norm import TemporalBatchNorm
 __all__ = ["norm_neuron"]
 
 
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
-            and a.dtype == b.dtype and a.device == b.device)
-
-
 def _outer_hooks():
     return torch._C._autograd._top_saved_tensors_default_hooks(False)
 
@@ -56,20 +51,30 @@ def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
         if extra is None:
             return neuron(z)
         return neuron(z + (extra[0](extra[1]) if pair_r else extra))
-    z, settings = norm.forward_with_settings(y)
+    z = norm(y)
+    settings = norm.last_settings
+    r_norm = r_settings = None
     if pair_r:
         r_norm, y_r = extra
-        r_out, r_settings = r_norm.forward_with_settings(y_r)
+        r_out = r_norm(y_r)
+        r_settings = r_norm.last_settings
         z = z + r_out
+        del r_out
     elif extra is not None:
         z = z + extra
+    return _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra, extra_spikes)
+
+
+def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra, extra_spikes):
+    """``neuron(z)`` with z swapped for its recipe when the neuron saves it. The hooks hold no
+    reference to z, y or the shortcut input beyond the call (only ``pending``, emptied after it):
+    a closure kept by autograd must not keep the float tensors alive that the recipe replaces."""
     device = y.device.type
     autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
     outer = _outer_hooks()
-    if outer is None:
-        outer_pack = outer_unpack = None
-    else:
-        outer_pack, outer_unpack = outer
+    outer_pack, outer_unpack = (None, None) if outer is None else outer
+    key = _key(z)
+    pending = {"y": y, "extra": extra}
 
     def keep(t):
         return t if outer_pack is None else outer_pack(t)
@@ -78,15 +83,16 @@ def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
         return p if outer_unpack is None else outer_unpack(p)
 
     def pack(t):
-        if not _same(t, z):
+        if _key(t) != key or not pending:
             return ("t", keep(t))
+        yy, ex = pending["y"], pending["extra"]
         r = None
-        if pair_r:
-            r = ("norm", keep(y_r.detach()), r_settings)
-        elif extra is not None:
-            r = (("bits", keep(pack_spikes(extra)), extra.shape, extra.dtype) if extra_spikes
-                 else ("t", keep(extra.detach())))
-        return ("z", keep(y.detach()), settings, r, z.shape, z.stride())
+        if r_norm is not None:
+            r = ("norm", keep(ex[1].detach()), r_settings)
+        elif ex is not None:
+            r = (("bits", keep(pack_spikes(ex)), ex.shape, ex.dtype) if extra_spikes
+                 else ("t", keep(ex.detach())))
+        return ("z", keep(yy.detach()), settings, r, t.shape, t.stride())
 
     def unpack(p):
         if p[0] == "t":
@@ -96,10 +102,17 @@ def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
             out = norm.renormalize(fetch(yp), st)
             if r is not None:
                 if r[0] == "norm":
-                    out = out + extra[0].renormalize(fetch(r[1]), r[2])
+                    out = out + r_norm.renormalize(fetch(r[1]), r[2])
                 else:
                     out = out + (unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1]))
         return out.as_strided(shape, stride) if out.stride() != stride else out
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        return neuron(z)
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            return neuron(z)
+    finally:
+        pending.clear()
+
+
+def _key(t: torch.Tensor) -> tuple:
+    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device)

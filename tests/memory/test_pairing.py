@@ -125,3 +125,23 @@ def test_pair_under_cpu_autocast_bit_identical():
         b = _grads(norm, neuron, y.bfloat16(), paired=True)
     for u, v in zip(a, b):
         assert torch.equal(u, v)
+
+
+def test_pair_holds_no_float_copy_of_its_neuron_input_or_shortcut_spikes():
+    """After the call, the norm's output z and the shortcut spikes (kept as bits) are freed:
+    only the recipe's references remain (a closure holding them would defeat the pair)."""
+    import weakref
+    norm, neuron, y = _pair(torch.float32, 2, kind="lif")
+    y = y.requires_grad_(True)
+    x = (torch.rand_like(y) < 0.3).float().requires_grad_(True)
+    seen = {}
+    def record(m, a, o):
+        seen["z"] = weakref.ref(o)
+    norm.register_forward_hook(record)
+    shortcut = x * 1.0
+    ref_x = weakref.ref(shortcut)
+    s = norm_neuron(norm, neuron, y * 1.0, shortcut, extra_spikes=True)
+    del shortcut
+    assert ref_x() is None and seen["z"]() is None
+    s.sum().backward()
+    assert y.grad is not None and x.grad is not None
