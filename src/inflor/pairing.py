@@ -27,6 +27,8 @@ compiler plans what to save itself and does not trace saved-tensor hooks.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -70,7 +72,10 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
     reference to z, y or the shortcut input beyond the call (only ``pending``, emptied after it):
     a closure kept by autograd must not keep the float tensors alive that the recipe replaces."""
     device = y.device.type
-    autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+    try:
+        autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+    except RuntimeError:    # a device without autocast (e.g. "meta")
+        autocast = None
     outer = _outer_hooks()
     outer_pack, outer_unpack = (None, None) if outer is None else outer
     key = _key(z)
@@ -98,7 +103,8 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
         if p[0] == "t":
             return fetch(p[1])
         _, yp, st, r, shape, stride = p
-        with torch.no_grad(), torch.autocast(device, dtype=autocast[1], enabled=autocast[0]):
+        amp = contextlib.nullcontext() if autocast is None else torch.autocast(device, autocast[1], autocast[0])
+        with torch.no_grad(), amp:
             out = norm.renormalize(fetch(yp), st)
             if r is not None:
                 if r[0] == "norm":
