@@ -41,7 +41,7 @@ def repeat_time(x: torch.Tensor, timesteps: int) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # Spike layers: nn.Conv2d / nn.Linear that keep their binary input packed as bits for backward
 # ---------------------------------------------------------------------------------------------
-def _saves_input(x: torch.Tensor, weight: torch.Tensor) -> bool:
+def _saves_input(weight: torch.Tensor) -> bool:
     """Whether autograd would keep the input: only a weight gradient needs it."""
     return torch.is_grad_enabled() and weight.requires_grad
 
@@ -120,7 +120,7 @@ class SpikeConv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.padding, str) or not _saves_input(x, self.weight):
+        if isinstance(self.padding, str) or not _saves_input(self.weight):
             return super().forward(x)
         padding = self.padding
         if self.padding_mode != "zeros":
@@ -136,7 +136,7 @@ class SpikeLinear(nn.Linear):
     backward; plain ``nn.Linear`` without gradients)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _saves_input(x, self.weight):
+        if not _saves_input(self.weight):
             return super().forward(x)
         return _SpikeLinearFn.apply(x, self.weight, self.bias)
 
