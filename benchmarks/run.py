@@ -25,8 +25,13 @@ Definitions (docs/performance.md has the full text):
   convolutions see the same T·B images.
 * **memory kept per input byte**: the distinct tensor storages autograd saves for backward inside
   one neuron layer (``torch.autograd.graph.saved_tensors_hooks``), in bytes, divided by the bytes
-  of its float32 input. **Peak memory** of a training step is read from the PyTorch profiler's
-  allocation events (``profile_memory=True``), relative to the start of the step.
+  of its float32 input.
+* **training-step memory** (part ``memory``, CIFARNet/4 and ResNet-19/4 at T = 4, 8, 16): the
+  bytes autograd saves for backward in one training forward (saved-tensor hooks, distinct
+  storages, parameters included), and the **peak** resident memory of a whole step (forward,
+  backward, SGD step) above the memory at its start, read from Linux's ``VmHWM`` with glibc's mmap
+  threshold fixed at 64 KiB (the script re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536``
+  when the part runs), so every tensor is returned to the system when freed.
 """
 from __future__ import annotations
 
@@ -51,9 +56,9 @@ sys.path.insert(0, str(HERE))
 warnings.filterwarnings("ignore")
 
 import peers as peer_lib  # noqa: E402
-from inflor.checkpointing import checkpoint_modules  # noqa: E402
+from inflor.layers import unspike  # noqa: E402
 from inflor.models.base import SpikingModel  # noqa: E402
-from inflor.models.blocks import ConvUnit, LinearUnit, avgpool  # noqa: E402
+from inflor.models.blocks import ConvUnit, LinearUnit, avgpool, linear  # noqa: E402
 from inflor.models.resnet import SpikingResNet  # noqa: E402
 from inflor.neuron import BaseNode, make_neuron  # noqa: E402
 
@@ -177,12 +182,12 @@ class CIFARNetReduced(SpikingModel):
         super().__init__(num_classes, **common)
         w = [128 // div, 256 // div, 512 // div, 1024 // div, 512 // div]
         self.features = nn.Sequential(
-            ConvUnit(self, 3, w[0]), ConvUnit(self, w[0], w[1]), avgpool(2),
+            ConvUnit(self, 3, w[0]), ConvUnit(self, w[0], w[1], spikes=True), avgpool(2),
             ConvUnit(self, w[1], w[2]), avgpool(2),
-            ConvUnit(self, w[2], w[3]), ConvUnit(self, w[3], w[4]), nn.Flatten(2))
-        self.classifier = nn.Sequential(LinearUnit(self, w[4] * 64, 1024 // div),
-                                        LinearUnit(self, 1024 // div, 512 // div))
-        self.fc = nn.Linear(512 // div, num_classes)
+            ConvUnit(self, w[2], w[3]), ConvUnit(self, w[3], w[4], spikes=True), nn.Flatten(2))
+        self.classifier = nn.Sequential(LinearUnit(self, w[4] * 64, 1024 // div, spikes=True),
+                                        LinearUnit(self, 1024 // div, 512 // div, spikes=True))
+        self.fc = linear(512 // div, num_classes, spikes=self.spike_layers)
         self.init_weights()
 
     def forward_multistep(self, x):
@@ -199,8 +204,10 @@ NETWORKS = {"CIFARNet/4": CIFARNetReduced, "ResNet-19/4": resnet19_reduced}
 
 
 def swap_neurons(model: nn.Module, factory) -> nn.Module:
-    """A copy of ``model`` with every inflor neuron replaced by ``factory()``."""
-    model = copy.deepcopy(model)
+    """A copy of ``model`` with every inflor neuron replaced by ``factory()`` and its spike layers
+    (``SpikeConv2d``/``SpikeLinear``, which keep their input as bits) made plain torch layers, as
+    an ANN twin or a peer's network has them."""
+    model = unspike(copy.deepcopy(model))
     for name, m in list(model.named_modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, BaseNode):
@@ -290,6 +297,27 @@ def peak_step_bytes(step) -> int:
     return peak
 
 
+def _status_bytes(field: str) -> int:
+    import re
+    return int(re.search(field + r":\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def peak_rss_step_bytes(step) -> int | None:
+    """Peak resident memory of one call of ``step`` above the resident memory at its start:
+    Linux's high-water mark ``VmHWM``, reset before the call (``/proc/self/clear_refs``). With
+    ``MALLOC_MMAP_THRESHOLD_`` fixed (``main`` sets it), every tensor above 64 KiB is its own
+    mapping, returned to the system when freed, so this is the peak of live tensor memory in the
+    step, every allocation counted (saved tensors, gradients, backward temporaries, optimizer).
+    None where /proc does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        start = _status_bytes("VmRSS")
+    except OSError:
+        return None
+    step()
+    return _status_bytes("VmHWM") - start
+
+
 def bench_memory(shape, batch: int, Ts, peers: dict) -> dict:
     gen = torch.Generator().manual_seed(0)
     leaf = torch.randn(shape, generator=gen).requires_grad_(True)
@@ -306,25 +334,81 @@ def bench_memory(shape, batch: int, Ts, peers: dict) -> dict:
     for v in per_layer.values():
         v["fraction_of_sj"] = v["bytes_per_input_byte"] / sj if sj else None
 
+    return {"neuron_shape": list(shape), "per_layer": per_layer,
+            "training_step": bench_training_memory(batch, Ts, peers, gen)}
+
+
+def memory_variants(net_name: str, T: int, peers: dict, example) -> dict:
+    """The training-step memory rows: name -> (model, bptt mode)."""
+    torch.manual_seed(0)
+    inflor = NETWORKS[net_name](timesteps=T, neuron="lif", neuron_options={"backend": "fused"})
+    out = {"ANN twin (ReLU)": (swap_neurons(inflor, nn.ReLU), "full"),
+           "inflor, full BPTT": (inflor, "full")}
+    if ONLINE is not None:
+        out["inflor, online"] = (copy.deepcopy(inflor), "online")
+    if "SpikingJelly" in peers:
+        version, cls = peers["SpikingJelly"]
+        sj = swap_neurons(inflor, cls)
+        out[f"SpikingJelly {version} (eager)"] = (sj, "full")
+        memopt = sj_memopt(copy.deepcopy(sj), example)
+        if memopt is not None:
+            out[f"SpikingJelly {version} + memopt level 1"] = (memopt, "full")
+    return out
+
+
+def sj_memopt(model: nn.Module, example):
+    """SpikingJelly's ``memopt.optimize_memory`` at level 1 (checkpointing of every conv/linear →
+    norm → neuron unit and residual block, with its spike compression; budget "memory", its
+    default) — the levels above 1 search by CUDA memory and refuse to run on a CPU."""
+    try:
+        from spikingjelly.activation_based.memopt import optimize_memory
+    except ImportError:
+        return None
+    from inflor.models.blocks import BasicBlock
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optimize_memory(model, (ConvUnit, LinearUnit, BasicBlock), lambda m: m(example), level=1)
+
+
+def bench_training_memory(batch: int, Ts, peers: dict, gen) -> dict:
+    """Per network and T: saved-for-backward MiB (saved-tensor hooks, distinct storages, one
+    training forward), peak MiB of a whole step (``peak_rss_step_bytes``) and the step time
+    (one timed step after a warm-up step), each also as a ratio to the ANN twin."""
     images = torch.randn(batch, 3, 32, 32, generator=gen)
     labels = torch.randint(0, 10, (batch,), generator=gen)
-    vs_t = {}
-    for T in Ts:
-        variants = network_variants("ResNet-19/4", T, peers, with_peers=False)
-        sj_cls = peers.get("SpikingJelly", (None, None))[1]
-        if sj_cls is not None:
-            variants[f"SpikingJelly {peers['SpikingJelly'][0]} neurons"] = swap_neurons(variants["inflor (fused)"], sj_cls)
-        ck = copy.deepcopy(variants["inflor (fused)"])
-        checkpoint_modules(ck, names=[n for n in ("stem", "layer1", "layer2", "layer3") if hasattr(ck, n)])
-        variants["inflor (fused) + checkpointed stages"] = ck
-        row = {}
-        for name, model in variants.items():
-            step = train_step(model.train(), images, labels)
-            step()   # compile / allocate gradients outside the measurement
-            row[name] = peak_step_bytes(step) / 2 ** 20
-        vs_t[str(T)] = row
-    return {"neuron_shape": list(shape), "per_layer": per_layer,
-            "peak_mb_vs_T": {"network": "ResNet-19/4", "batch": batch, "by_T": vs_t}}
+    loss_fn = nn.CrossEntropyLoss()
+    out = {}
+    for net_name in NETWORKS:
+        by_T = {}
+        for T in Ts:
+            rows = {}
+            for name, (model, mode) in memory_variants(net_name, T, peers, images[:2]).items():
+                model.train()
+                step = (train_step(model, images, labels) if mode == "full"
+                        else ONLINE(model, images, labels))
+                step()   # compile / allocate gradients and optimizer state outside the measurement
+                saved = saved_bytes(lambda: loss_fn(model(images).mean(0), labels)) if mode == "full" else None
+                peak = peak_rss_step_bytes(step)
+                t0 = time.perf_counter()
+                step()
+                rows[name] = {"saved_mib": None if saved is None else saved / 2 ** 20,
+                              "peak_mib": None if peak is None else peak / 2 ** 20,
+                              "step_s": time.perf_counter() - t0}
+                print(f"  {net_name} T={T} {name}: {rows[name]}", flush=True)
+            ann = rows["ANN twin (ReLU)"]
+            for r in rows.values():
+                for k in ("saved_mib", "peak_mib", "step_s"):
+                    r[f"{k}_x_ann"] = None if r[k] is None or not ann[k] else r[k] / ann[k]
+            by_T[str(T)] = rows
+        out[net_name] = by_T
+    return {"batch": batch, "networks": out}
+
+
+#: the online-through-time training step (``train.bptt: online``), when inflor has it
+try:
+    from inflor.train.online import online_train_step as ONLINE  # noqa: E402
+except ImportError:
+    ONLINE = None
 
 
 # -------------------------------------------------------------------------------- warm-up
@@ -460,12 +544,16 @@ def report(results: dict) -> str:
                 for k, v in m["per_layer"].items()]
         out.append(table(f"(c) memory kept for backward by one neuron layer, float32 {m['neuron_shape']}",
                          ["", "MB", "bytes / input byte", "fraction of SJ"], rows))
-        p = m["peak_mb_vs_T"]
-        Ts = list(p["by_T"])
-        names = list(next(iter(p["by_T"].values())))
-        rows = [[k] + [f"{p['by_T'][T][k]:.0f}" for T in Ts] for k in names]
-        out.append(table(f"(c) peak memory of a training step (MB), {p['network']}, B={p['batch']}",
-                         [""] + [f"T={T}" for T in Ts], rows))
+        tm = m["training_step"]
+        for net, by_T in tm["networks"].items():
+            rows = []
+            for T, res in by_T.items():
+                for k, v in res.items():
+                    rows.append([k, T, fmt(v["saved_mib"], ".0f"), fmt(v["saved_mib_x_ann"]),
+                                 fmt(v["peak_mib"], ".0f"), fmt(v["peak_mib_x_ann"]),
+                                 fmt(v["step_s"], ".1f"), fmt(v["step_s_x_ann"])])
+            out.append(table(f"(c) training step memory and time, {net}, B={tm['batch']}, 32×32",
+                             ["", "T", "saved MiB", "× ANN", "peak MiB", "× ANN", "step s", "× ANN"], rows))
     return "\n".join(out)
 
 
@@ -487,6 +575,11 @@ def tracked(results: dict) -> dict:
     for k, v in results.get("memory", {}).get("per_layer", {}).items():
         if k.startswith("inflor"):
             out[f"bytes kept / input byte: {k}"] = v["bytes_per_input_byte"]
+    for net, by_T in results.get("memory", {}).get("training_step", {}).get("networks", {}).items():
+        for T, res in by_T.items():
+            for k, v in res.items():
+                if k.startswith("inflor") and v["peak_mib_x_ann"] is not None:
+                    out[f"step peak memory × ANN: {net} T={T} {k}"] = v["peak_mib_x_ann"]
     return out
 
 
@@ -524,6 +617,12 @@ def main(argv=None) -> int:
     ap.add_argument("--update-baseline", action="store_true", help="write this run to --baseline")
     ap.add_argument("--fail-on-regression", action="store_true")
     args = ap.parse_args(argv)
+    if (args.only is None or "memory" in args.only) and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None \
+            and argv is None and sys.platform.startswith("linux"):
+        # peak memory of a training step is read from the resident set (peak_rss_step_bytes):
+        # a fixed mmap threshold makes glibc return every freed tensor to the system at once
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -543,7 +642,7 @@ def main(argv=None) -> int:
         print(report({"network": results["network"]}), flush=True)
     if "memory" in parts:
         shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
-        results["memory"] = bench_memory(shape, 8, (2, 4) if q else (2, 4, 8), peers)
+        results["memory"] = bench_memory(shape, 8 if q else 32, (4, 8, 16), peers)
         print(report({"memory": results["memory"]}), flush=True)
     if "warmup" in parts:
         results["warmup"] = bench_warmup(torch.get_num_threads())

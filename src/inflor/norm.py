@@ -44,6 +44,10 @@ class TemporalBatchNorm(nn.Module):
         return self.alpha * self.v_threshold if self.threshold_dependent else 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalised x. Outside ``torch.compile`` it also leaves ``self.last_settings``:
+        ``renormalize(x, self.last_settings)`` gives the same output again, bit for bit, without
+        touching the running statistics (``inflor.pairing`` uses it to recompute a neuron's input
+        in backward instead of keeping it)."""
         want = self.dims + 3 if self.dims == 2 else 3
         if x.dim() != want or x.shape[2] != self.num_features:
             shape = "[T, B, C, H, W]" if self.dims == 2 else "[T, B, C]"
@@ -55,8 +59,22 @@ class TemporalBatchNorm(nn.Module):
             if momentum is None:
                 momentum = 1.0 / float(self.num_batches_tracked)
         T, B = x.shape[:2]
+        weight = self.weight * self.scale
         y = F.batch_norm(x.reshape(T * B, *x.shape[2:]), self.running_mean, self.running_var,
-                         self.weight * self.scale, self.bias, self.training, momentum or 0.0, self.eps)
+                         weight, self.bias, self.training, momentum or 0.0, self.eps)
+        if not torch.compiler.is_compiling():
+            frozen = None if self.training else (self.running_mean.clone(), self.running_var.clone())
+            self.last_settings = (weight.detach(), self.bias.detach(), frozen)
+        return y.reshape(x.shape)
+
+    def renormalize(self, x: torch.Tensor, settings: tuple) -> torch.Tensor:
+        """The output ``forward`` gave for the same ``x`` when it left ``settings``:
+        BN of x with x's own batch statistics (training) or the running statistics as they were
+        (evaluation); the running statistics are not updated."""
+        weight, bias, frozen = settings
+        T, B = x.shape[:2]
+        mean, var = (None, None) if frozen is None else frozen
+        y = F.batch_norm(x.reshape(T * B, *x.shape[2:]), mean, var, weight, bias, frozen is None, 0.0, self.eps)
         return y.reshape(x.shape)
 
     def extra_repr(self) -> str:

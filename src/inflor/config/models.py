@@ -60,6 +60,7 @@ TaskLoss = choice("ce_mean", "ce_per_step")
 AmpDtype = choice("auto", "float16", "bfloat16")
 TrainActivationCheckpointing = checked(_act_ckpt, "train.activation_checkpointing")
 Progress = choice("auto", "bar", "plain", "none")
+Bptt = choice("full", "online")
 TrainSnapshots = checked(_snapshots, "train.snapshots")
 PaperTable = checked(_table, "paper.table")
 PaperNotes = checked(_notes, "paper.notes")
@@ -145,6 +146,8 @@ class Train(Section):
     activation_checkpointing: TrainActivationCheckpointing = Field(
         None, description="recompute these modules in the backward pass to save memory (long T, deep nets); "
                           "same gradients")
+    bptt: Bptt = Field("full", description="full: backprop through time; online: one step at a time, memory "
+                                           "constant in T (inflor.train.online)")
     grad_clip: Optional[float] = Field(None, gt=0, description="clip the gradient norm; null = off")
     max_steps_per_epoch: Optional[Int] = Field(None, ge=1, description="cut epochs short (quick checks)")
     stop_after_epochs: Optional[Int] = Field(None, ge=1, description="stop (as if killed) after this many epochs; "

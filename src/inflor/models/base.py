@@ -166,6 +166,13 @@ class SpikingModel(nn.Module):
                          v_threshold=self.v_threshold)
 
     @property
+    def spike_layers(self) -> bool:
+        """Whether conv/linear layers fed by a neuron keep that input as bits
+        (``inflor.layers.SpikeConv2d`` / ``SpikeLinear``): whenever the neurons emit binary spikes,
+        i.e. unless the surrogate runs in ``spiking=False`` mode (its smooth primitive forward)."""
+        return bool(getattr(make_surrogate(copy.deepcopy(self.surrogate)), "spiking", True))
+
+    @property
     def has_norm(self) -> bool:
         return self.norm_kind != "none"
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .base import SpikingModel, _positive_int
-from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool, make_stage
+from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool, linear, make_stage
 from .registry import register_model
 
 
@@ -52,8 +52,8 @@ class SpikingResNet(SpikingModel):
                  fc_bias: bool = True, input_size: int | None = None, **common):
         super().__init__(num_classes, **common)
         layers, c = [], self.in_channels
-        for i, (out_ch, k, s) in enumerate(stem):
-            layers.append(ConvUnit(self, c, out_ch, k, s))
+        for i, (out_ch, k, s) in enumerate(stem):   # the first sees the image, the others spikes
+            layers.append(ConvUnit(self, c, out_ch, k, s, spikes=i > 0 and dropout == 0))
             if dropout > 0 and i < len(stem) - 1:
                 layers.append(TemporalDropout(dropout))
             c = out_ch
@@ -65,7 +65,8 @@ class SpikingResNet(SpikingModel):
         self.stem = nn.Sequential(*layers)
         self.stage_names = []
         for i, (width, blocks, stride) in enumerate(stages, 1):
-            self.add_module(f"layer{i}", make_stage(self, c, width, blocks, stride, shortcut, dropout))
+            self.add_module(f"layer{i}", make_stage(self, c, width, blocks, stride, shortcut, dropout,
+                                                    spikes=i > 1 or stem_pool is None))
             self.stage_names.append(f"layer{i}")
             c = width
             size = None if size is None else -(-size // stride)
@@ -78,12 +79,13 @@ class SpikingResNet(SpikingModel):
             self.pool, features = nn.Flatten(2), c * size * size
         else:
             raise ValueError(f"unknown head {head!r}; valid choices: ['avgpool', 'flatten']")
+        spikes = head == "flatten"    # the last block's spikes, flattened (not averaged)
         if hidden_fc:
-            self.hidden = LinearUnit(self, features, hidden_fc, bias=fc_bias, norm=False)
-            features = hidden_fc
+            self.hidden = LinearUnit(self, features, hidden_fc, bias=fc_bias, norm=False, spikes=spikes)
+            features, spikes = hidden_fc, True
         else:
             self.hidden = nn.Identity()
-        self.fc = nn.Linear(features, num_classes, bias=fc_bias)
+        self.fc = linear(features, num_classes, fc_bias, spikes and self.spike_layers)
         self.init_weights()
 
     def forward_multistep(self, x: torch.Tensor) -> torch.Tensor:

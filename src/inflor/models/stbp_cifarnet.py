@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .base import SpikingModel, _positive_int
-from .blocks import ConvUnit, LinearUnit, avgpool
+from .blocks import ConvUnit, LinearUnit, avgpool, linear
 from .registry import register_model
 
 
@@ -28,13 +28,14 @@ class CIFARNet(SpikingModel):
             raise ValueError(f"CIFARNet needs an input_size divisible by 4, got {input_size}")
         c = self.in_channels
         self.features = nn.Sequential(
-            ConvUnit(self, c, 128), ConvUnit(self, 128, 256), avgpool(2),
+            ConvUnit(self, c, 128), ConvUnit(self, 128, 256, spikes=True), avgpool(2),
             ConvUnit(self, 256, 512), avgpool(2),
-            ConvUnit(self, 512, 1024), ConvUnit(self, 1024, 512), nn.Flatten(2))
+            ConvUnit(self, 512, 1024), ConvUnit(self, 1024, 512, spikes=True), nn.Flatten(2))
         f = 512 * (input_size // 4) ** 2
-        self.classifier = nn.Sequential(LinearUnit(self, f, 1024), LinearUnit(self, 1024, 512))
+        self.classifier = nn.Sequential(LinearUnit(self, f, 1024, spikes=True),
+                                        LinearUnit(self, 1024, 512, spikes=True))
         self.voting = int(voting)
-        self.fc = nn.Linear(512, num_classes * self.voting)
+        self.fc = linear(512, num_classes * self.voting, spikes=self.spike_layers)
         self.init_weights()
 
     def forward_multistep(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ class TinyConv(SpikingModel):
         if input_size % 2:
             raise ValueError(f"tinyconv needs an even input_size, got {input_size}")
         w = int(width)
-        self.features = nn.Sequential(ConvUnit(self, self.in_channels, w), ConvUnit(self, w, 2 * w),
+        self.features = nn.Sequential(ConvUnit(self, self.in_channels, w), ConvUnit(self, w, 2 * w, spikes=True),
                                       avgpool(2), nn.Flatten(2))
         self.fc = nn.Linear(2 * w * (input_size // 2) ** 2, num_classes)
         self.init_weights()

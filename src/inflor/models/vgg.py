@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .base import SpikingModel, _positive_int
-from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool
+from .blocks import ConvUnit, GlobalAvgPool, LinearUnit, TemporalDropout, avgpool, linear
 from .registry import register_model
 
 CFG_D = [64, 64, "A", 128, 128, "A", 256, 256, 256, "A", 512, 512, 512, "A", 512, 512, 512, "A"]
@@ -35,29 +35,33 @@ class SpikingVGG(SpikingModel):
                  fc_bias: bool = True, **common):
         super().__init__(num_classes, **common)
         layers, c, size = [], self.in_channels, input_size
+        spikes = False    # whether the next layer's input is spikes (not the image, a pool or a dropout)
         for i, v in enumerate(cfg):
             if v == "A":
                 layers.append(avgpool(2))
-                size = None if size is None else size // 2
+                size, spikes = None if size is None else size // 2, False
                 continue
-            layers.append(ConvUnit(self, c, v, 3, 1, bias=conv_bias))
+            layers.append(ConvUnit(self, c, v, 3, 1, bias=conv_bias, spikes=spikes))
+            spikes = True
             if dropout > 0 and (i + 1 == len(cfg) or cfg[i + 1] != "A"):
                 layers.append(TemporalDropout(dropout))
+                spikes = False
             c = v
         self.features = nn.Sequential(*layers)
         if classifier == "avgpool":
-            self.pool, f = GlobalAvgPool(), c
+            self.pool, f, spikes = GlobalAvgPool(), c, False
         else:
             self.input_size = input_size
             self.pool, f = nn.Flatten(2), c * size * size
         head = []
         for width in hidden:
-            head.append(LinearUnit(self, f, width, bias=fc_bias))
+            head.append(LinearUnit(self, f, width, bias=fc_bias, spikes=spikes))
+            spikes = dropout == 0
             if dropout > 0:
                 head.append(TemporalDropout(dropout))
             f = width
         self.classifier = nn.Sequential(*head)
-        self.fc = nn.Linear(f, num_classes, bias=fc_bias)
+        self.fc = linear(f, num_classes, fc_bias, spikes and self.spike_layers)
         self.init_weights()
 
     def forward_multistep(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ from inflor.errors import NonFiniteLossError
 from .precision import autocast
 from .distributed import all_reduce_sum
 from .objective import compute_loss, first_nonfinite, part_names
+from .online import online_backward
 
 __all__ = ["EpochResult", "train_epoch"]
 
@@ -39,19 +40,24 @@ def _nonfinite_error(trainer, parts: dict, bad: str | None, epoch: int, step: in
         + ". Try a lower optim.lr, or train.amp=false.")
 
 
-def _step(trainer, total: torch.Tensor) -> None:
-    """Backward and optimizer step (with gradient scaling and clipping when configured)."""
+def _backward(trainer, loss: torch.Tensor) -> None:
+    (loss if trainer.scaler is None else trainer.scaler.scale(loss)).backward()
+
+
+def _step(trainer, total: torch.Tensor | None) -> None:
+    """Backward (unless ``total`` is None: the online rule did it step by step) and optimizer step
+    (with gradient scaling and clipping when configured)."""
     clip, opt, scaler = trainer.cfg["train"]["grad_clip"], trainer.optimizer, trainer.scaler
-    opt.zero_grad(set_to_none=True)
+    if total is not None:
+        opt.zero_grad(set_to_none=True)
+        _backward(trainer, total)
     if scaler is not None:
-        scaler.scale(total).backward()
         if clip:
             scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
         scaler.step(opt)
         scaler.update()
     else:
-        total.backward()
         if clip:
             nn.utils.clip_grad_norm_(trainer.model.parameters(), clip)
         opt.step()
@@ -75,16 +81,22 @@ def train_epoch(trainer, epoch: int) -> EpochResult:
             break
         x = x.to(dev, non_blocking=True)
         y = y.to(dev, non_blocking=True)
-        with autocast(dev, cfg):
-            logits = trainer.ddp(x)
-        parts = compute_loss(trainer.ddp, logits, y, cfg)
+        online = t["bptt"] == "online"    # inflor.train.online: backward inside, step by step
+        if online:
+            trainer.optimizer.zero_grad(set_to_none=True)
+            logits, parts = online_backward(trainer.ddp, x, lambda lg: compute_loss(trainer.ddp, lg, y, cfg),
+                                            lambda: autocast(dev, cfg), lambda loss: _backward(trainer, loss))
+        else:
+            with autocast(dev, cfg):
+                logits = trainer.ddp(x)
+            parts = compute_loss(trainer.ddp, logits, y, cfg)
         bad = first_nonfinite(parts)
         flag = torch.tensor([0.0 if bad is None else 1.0])
         if trainer.dist.enabled:
             all_reduce_sum(flag, trainer.dist)
         if flag.item() > 0:
             raise _nonfinite_error(trainer, parts, bad, epoch, step)
-        _step(trainer, parts["total"])
+        _step(trainer, None if online else parts["total"])
         with torch.no_grad():
             b = y.shape[0]
             correct = (logits.detach().float().mean(0).argmax(1) == y).sum().item()

@@ -1,0 +1,124 @@
+"""One kept tensor per norm → neuron pair: the neuron's input is recomputed, not stored.
+
+In ``s = neuron(norm(y))`` autograd would keep two tensors of the layer's size: the norm keeps
+its input y (for dL/dγ and dL/dy) and the neuron keeps its input z = norm(y) (to recompute its
+membrane in backward). ``norm_neuron(norm, neuron, y)`` computes the same s, but while the neuron
+saves, a ``torch.autograd.graph.saved_tensors_hooks`` pair swaps z for a recipe: a reference to
+y (which the norm keeps anyway) and the norm's per-channel settings. The backward recomputes::
+
+    z = norm.renormalize(y, settings)        (TemporalBatchNorm: BN of y with its own batch
+                                              statistics, or the frozen running ones in eval)
+
+with the very call the forward made (under the forward's autocast state), so z — and every gradient — is bit-identical to the
+unpaired ``neuron(norm(y))`` (tested). Cost: one more BN forward per layer in backward.
+
+``extra`` (a residual pair ``neuron(norm(y) + r)``): ``r`` is added after the norm in both
+passes. It is either a tensor — kept as bits (``inflor.bitpack``) when ``extra_spikes`` says it
+is binary (the spikes of an identity shortcut), else as it is — or a pair ``(norm_r, y_r)``
+meaning ``r = norm_r(y_r)`` (a projection shortcut's norm), recomputed from y_r, which norm_r
+keeps anyway.
+
+Pairs apply to inflor neurons (``BaseNode``, which keep only their input); any other module
+in the neuron's place (an ANN twin's ReLU, a peer's neuron) runs unpaired. Composes with
+saved-tensor hooks already active (activation checkpointing, offloading, memory
+accounting): the tensors the recipe holds and all other saved tensors go through the outer
+hooks. Under ``torch.compile`` (``torch.compiler.is_compiling()``) the pair runs unpaired: the
+compiler plans what to save itself and does not trace saved-tensor hooks.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .bitpack import pack_spikes, unpack_spikes
+from .neuron import BaseNode
+from .norm import TemporalBatchNorm
+
+__all__ = ["norm_neuron"]
+
+
+def _outer_hooks():
+    return torch._C._autograd._top_saved_tensors_default_hooks(False)
+
+
+def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
+                extra_spikes: bool = False) -> torch.Tensor:
+    """``neuron(norm(y) + r)`` (r from ``extra``, optional) keeping y once for backward (see module)."""
+    pair_r = isinstance(extra, tuple)
+    if (not isinstance(norm, TemporalBatchNorm) or not isinstance(neuron, BaseNode) or not torch.is_grad_enabled()
+            or torch.compiler.is_compiling() or (pair_r and not isinstance(extra[0], TemporalBatchNorm))):
+        z = norm(y)
+        if extra is None:
+            return neuron(z)
+        return neuron(z + (extra[0](extra[1]) if pair_r else extra))
+    z = norm(y)
+    settings = norm.last_settings
+    r_norm = r_settings = None
+    if pair_r:
+        r_norm, y_r = extra
+        r_out = r_norm(y_r)
+        r_settings = r_norm.last_settings
+        z = z + r_out
+        del r_out
+    elif extra is not None:
+        z = z + extra
+    return _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra, extra_spikes)
+
+
+def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra, extra_spikes):
+    """``neuron(z)`` with z swapped for its recipe when the neuron saves it. The hooks hold no
+    reference to z, y or the shortcut input beyond the call (only ``pending``, emptied after it):
+    a closure kept by autograd must not keep the float tensors alive that the recipe replaces."""
+    device = y.device.type
+    try:
+        autocast = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+    except RuntimeError:    # a device without autocast (e.g. "meta")
+        autocast = None
+    outer = _outer_hooks()
+    outer_pack, outer_unpack = (None, None) if outer is None else outer
+    key = _key(z)
+    pending = {"y": y, "extra": extra}
+
+    def keep(t):
+        return t if outer_pack is None else outer_pack(t)
+
+    def fetch(p):
+        return p if outer_unpack is None else outer_unpack(p)
+
+    def pack(t):
+        if _key(t) != key or not pending:
+            return ("t", keep(t))
+        yy, ex = pending["y"], pending["extra"]
+        r = None
+        if r_norm is not None:
+            r = ("norm", keep(ex[1].detach()), r_settings)
+        elif ex is not None:
+            r = (("bits", keep(pack_spikes(ex)), ex.shape, ex.dtype) if extra_spikes
+                 else ("t", keep(ex.detach())))
+        return ("z", keep(yy.detach()), settings, r, t.shape, t.stride())
+
+    def unpack(p):
+        if p[0] == "t":
+            return fetch(p[1])
+        _, yp, st, r, shape, stride = p
+        amp = contextlib.nullcontext() if autocast is None else torch.autocast(device, autocast[1], autocast[0])
+        with torch.no_grad(), amp:
+            out = norm.renormalize(fetch(yp), st)
+            if r is not None:
+                if r[0] == "norm":
+                    out = out + r_norm.renormalize(fetch(r[1]), r[2])
+                else:
+                    out = out + (unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1]))
+        return out.as_strided(shape, stride) if out.stride() != stride else out
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+            return neuron(z)
+    finally:
+        pending.clear()
+
+
+def _key(t: torch.Tensor) -> tuple:
+    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device)

@@ -1,0 +1,147 @@
+"""norm → neuron pairs keep one tensor: the neuron's input is recomputed from the norm's in
+backward, bit for bit, and composes with outer saved-tensor hooks (checkpointing, accounting)."""
+import pytest
+import torch
+
+from inflor.neuron import make_neuron
+from inflor.norm import TemporalBatchNorm
+from inflor.pairing import norm_neuron
+
+
+def distinct_saved_bytes(fn):
+    seen = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(seen.values()), out
+
+
+def _pair(dtype, dims, kind="inflor", stats=False, backend="fused"):
+    torch.manual_seed(0)
+    C = 6
+    norm = TemporalBatchNorm(C, dims).to(dtype)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.2, 0.2)
+    neuron = make_neuron(kind, backend=backend)
+    neuron.record_stats = stats
+    shape = (4, 3, C, 5, 5) if dims == 2 else (4, 3, C)
+    return norm, neuron, torch.randn(shape, dtype=dtype)
+
+
+def _grads(norm, neuron, y, paired, extra=None, extra_norm=None, spikes=False):
+    norm.zero_grad()
+    yi = y.clone().requires_grad_(True)
+    ei = None if extra is None else extra.clone().requires_grad_(True)
+    if paired:
+        e = None if ei is None else ((extra_norm, ei * 1.0) if extra_norm else ei * 1.0)
+        s = norm_neuron(norm, neuron, yi * 1.0, e, extra_spikes=spikes)
+    else:
+        z = norm(yi * 1.0)
+        s = neuron(z if ei is None else z + (extra_norm(ei * 1.0) if extra_norm else ei * 1.0))
+    g = torch.linspace(-1, 1, s.numel(), dtype=s.dtype).view(s.shape)
+    loss = (s * g).sum()
+    if neuron.stats is not None:
+        loss = loss + neuron.stats.h_sqsum.sum()
+    loss.backward()
+    return [s.detach(), yi.grad, norm.weight.grad, norm.bias.grad] + ([] if ei is None else [ei.grad])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dims,stats,backend", [(2, False, "fused"), (1, True, "fused"), (2, True, "reference")])
+def test_pair_gradients_bit_identical_to_unpaired(dtype, dims, stats, backend):
+    norm, neuron, y = _pair(dtype, dims, stats=stats, backend=backend)
+    a = _grads(norm, neuron, y, paired=False)
+    b = _grads(norm, neuron, y, paired=True)
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+
+
+@pytest.mark.parametrize("kind", ["spikes", "real", "norm"])
+def test_residual_pair_bit_identical(kind):
+    norm, neuron, y = _pair(torch.float32, 2)
+    r = (torch.rand_like(y) < 0.3).float() if kind == "spikes" else torch.randn_like(y)
+    rn = TemporalBatchNorm(y.shape[2], 2, alpha=0.7) if kind == "norm" else None
+    a = _grads(norm, neuron, y, False, r, rn)
+    b = _grads(norm, neuron, y, True, r, rn, spikes=kind == "spikes")
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+
+
+def test_residual_pair_keeps_the_shortcut_spikes_as_bits():
+    norm, neuron, y = _pair(torch.float32, 2, kind="lif")
+    x = (torch.rand_like(y) < 0.3).float().requires_grad_(True)
+    y = y.requires_grad_(True)
+    before, _ = distinct_saved_bytes(lambda: neuron(norm(y * 1.0) + x * 1.0))
+    after, _ = distinct_saved_bytes(lambda: norm_neuron(norm, neuron, y * 1.0, x * 1.0, extra_spikes=True))
+    big = y.numel() * 4
+    assert 2 * big <= before < 2 * big + 1024
+    assert big + big // 32 <= after < big + big // 32 + 1024
+
+
+def test_eval_mode_pair_uses_the_running_statistics_as_they_were():
+    norm, neuron, y = _pair(torch.float64, 2)
+    norm.running_mean.uniform_(-0.1, 0.1)
+    norm.eval()
+    a = _grads(norm, neuron, y, paired=False)
+    b = _grads(norm, neuron, y, paired=True)
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+
+
+def test_pair_keeps_one_tensor_instead_of_two():
+    """saved-tensor hooks see what both paths keep: the unpaired path keeps y and z (2 × 4 bytes
+    per element, plus per-channel vectors), the pair y only."""
+    norm, neuron, y = _pair(torch.float32, 2, kind="lif")
+    y = y.requires_grad_(True)
+    before, _ = distinct_saved_bytes(lambda: neuron(norm(y * 1.0)))
+    after, _ = distinct_saved_bytes(lambda: norm_neuron(norm, neuron, y * 1.0))
+    big = y.numel() * 4
+    assert 2 * big <= before < 2 * big + 1024
+    assert big <= after < big + 1024
+
+
+def test_pair_under_checkpoint_equals_plain():
+    from torch.utils.checkpoint import checkpoint
+    norm, neuron, y = _pair(torch.float64, 2)
+    yi = y.clone().requires_grad_(True)
+    s = checkpoint(lambda t: norm_neuron(norm, neuron, t * 1.0), yi, use_reentrant=False)
+    (s * torch.arange(s.numel(), dtype=s.dtype).view(s.shape)).sum().backward()
+    yj = y.clone().requires_grad_(True)
+    s2 = neuron(norm(yj * 1.0))
+    (s2 * torch.arange(s2.numel(), dtype=s2.dtype).view(s2.shape)).sum().backward()
+    assert torch.equal(yi.grad, yj.grad)
+
+
+def test_pair_under_cpu_autocast_bit_identical():
+    norm, neuron, y = _pair(torch.float32, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        a = _grads(norm, neuron, y.bfloat16(), paired=False)
+        b = _grads(norm, neuron, y.bfloat16(), paired=True)
+    for u, v in zip(a, b):
+        assert torch.equal(u, v)
+
+
+def test_pair_holds_no_float_copy_of_its_neuron_input_or_shortcut_spikes():
+    """After the call, the norm's output z and the shortcut spikes (kept as bits) are freed:
+    only the recipe's references remain (a closure holding them would defeat the pair)."""
+    import weakref
+    norm, neuron, y = _pair(torch.float32, 2, kind="lif")
+    y = y.requires_grad_(True)
+    x = (torch.rand_like(y) < 0.3).float().requires_grad_(True)
+    seen = {}
+    def record(m, a, o):
+        seen["z"] = weakref.ref(o)
+    norm.register_forward_hook(record)
+    shortcut = x * 1.0
+    ref_x = weakref.ref(shortcut)
+    s = norm_neuron(norm, neuron, y * 1.0, shortcut, extra_spikes=True)
+    del shortcut
+    assert ref_x() is None and seen["z"]() is None
+    s.sum().backward()
+    assert y.grad is not None and x.grad is not None

@@ -1,0 +1,133 @@
+"""Spike layers keep their binary input as bits: gradients bit-identical to nn.Conv2d / nn.Linear,
+at most 1/8 of the bytes saved (seen by saved-tensor hooks), and non-binary input refused."""
+import pytest
+import torch
+from torch import nn
+
+from inflor.bitpack import pack_spikes, unpack_spikes
+from inflor.layers import SpikeConv2d, SpikeLinear
+
+
+def saved_input_bytes(fn, params) -> int:
+    """Bytes of the distinct storages autograd saves while ``fn`` runs, the layer's own
+    parameters left out (both layers keep W alike; the test is about the input)."""
+    skip = {p.untyped_storage().data_ptr() for p in params}
+    seen = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in skip:
+            seen[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    return sum(seen.values()), out
+
+
+def test_pack_hand_case_and_every_byte_roundtrips():
+    x = torch.tensor([1., 0, 1, 1, 0, 0, 0, 0, 0, 1])       # bits 0,2,3 of byte 0; bit 1 of byte 1
+    assert pack_spikes(x).tolist() == [1 + 4 + 8, 2]
+    every = torch.arange(256, dtype=torch.uint8)
+    x = ((every.unsqueeze(1) >> torch.arange(8, dtype=torch.uint8)) & 1).float()   # [256, 8]
+    assert torch.equal(pack_spikes(x), every)
+    assert torch.equal(unpack_spikes(every, (256, 8), torch.float32), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias,stride,padding,groups,mode", [(False, 1, 1, 1, "zeros"), (True, 2, 0, 2, "zeros"),
+                                                            (True, 1, 1, 1, "circular")])
+def test_spike_conv_gradients_bit_identical(dtype, bias, stride, padding, groups, mode):
+    torch.manual_seed(0)
+    ref = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups, bias=bias,
+                    padding_mode=mode).to(dtype)
+    new = SpikeConv2d(4, 6, 3, stride=stride, padding=padding, groups=groups, bias=bias,
+                      padding_mode=mode).to(dtype)
+    new.load_state_dict(ref.state_dict())
+    x = (torch.rand(3, 4, 7, 9, dtype=dtype) < 0.3).to(dtype)
+    g = torch.randn_like(ref(x))
+    out = []
+    for m in (ref, new):
+        xi = x.clone().requires_grad_(True)
+        y = m(xi)
+        y.backward(g)
+        out.append((y.detach(), xi.grad, m.weight.grad, None if m.bias is None else m.bias.grad))
+    for a, b in zip(*out):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [False, True])
+def test_spike_linear_gradients_bit_identical_on_time_batches(dtype, bias):
+    torch.manual_seed(0)
+    ref = nn.Linear(37, 5, bias=bias).to(dtype)
+    new = SpikeLinear(37, 5, bias=bias).to(dtype)
+    new.load_state_dict(ref.state_dict())
+    x = (torch.rand(4, 3, 37, dtype=dtype) < 0.3).to(dtype)   # [T, B, F]
+    g = torch.randn(4, 3, 5, dtype=dtype)
+    out = []
+    for m in (ref, new):
+        xi = x.clone().requires_grad_(True)
+        y = m(xi)
+        y.backward(g)
+        out.append((y.detach(), xi.grad, m.weight.grad, None if m.bias is None else m.bias.grad))
+    for a, b in zip(*out):
+        assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_spike_conv_saves_at_most_an_eighth_of_the_bytes():
+    """Measured with saved-tensor hooks: they see every tensor both layers save."""
+    torch.manual_seed(0)
+    ref, new = nn.Conv2d(8, 8, 3, padding=1), SpikeConv2d(8, 8, 3, padding=1)
+    x = (torch.rand(16, 8, 16, 16) < 0.2).float().requires_grad_(True)
+    ref_bytes, _ = saved_input_bytes(lambda: ref(x * 1.0), list(ref.parameters()))
+    new_bytes, _ = saved_input_bytes(lambda: new(x * 1.0), list(new.parameters()))
+    assert ref_bytes == x.numel() * 4
+    assert 0 < new_bytes <= ref_bytes / 8
+    assert new_bytes == x.numel() // 8
+
+
+def test_spike_linear_saves_bits():
+    lin = SpikeLinear(64, 8)
+    x = (torch.rand(4, 2, 64) < 0.5).float()
+    b, _ = saved_input_bytes(lambda: lin(x), list(lin.parameters()))
+    assert b == x.numel() // 8
+
+
+def test_non_binary_input_is_refused_when_kept_and_plain_without_grad():
+    conv = SpikeConv2d(2, 3, 3)
+    x = torch.full((1, 2, 5, 5), 0.25)
+    with pytest.raises(ValueError, match="binary input.*0.25"):
+        conv(x)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), nn.functional.conv2d(x, conv.weight, conv.bias))
+    with pytest.raises(ValueError, match="binary"):
+        SpikeLinear(4, 2)(torch.tensor([[0.0, 1.0, 2.0, 0.0]]))
+
+
+def test_state_dict_names_are_those_of_the_torch_layers():
+    assert SpikeConv2d(2, 3, 3).state_dict().keys() == nn.Conv2d(2, 3, 3).state_dict().keys()
+    assert SpikeLinear(2, 3).state_dict().keys() == nn.Linear(2, 3).state_dict().keys()
+    assert isinstance(SpikeConv2d(2, 3, 3), nn.Conv2d) and isinstance(SpikeLinear(2, 3), nn.Linear)
+
+
+class _Heaviside(nn.Module):
+    """Spikes 1[y > 0] with a straight-through gradient (y − y.detach() adds exactly 0)."""
+
+    def forward(self, y):
+        return (y > 0).to(y.dtype) + (y - y.detach())
+
+
+def test_spike_layers_trace_whole_under_compile_and_match_eager():
+    torch.manual_seed(0)
+    net = nn.Sequential(SpikeConv2d(2, 3, 3, padding=1), _Heaviside(), nn.Flatten(),
+                        SpikeLinear(3 * 5 * 5, 2)).double()
+    x = (torch.rand(2, 2, 5, 5) < 0.5).double()
+    net(x).sum().backward()
+    eager = [p.grad.clone() for p in net.parameters()]
+    net.zero_grad()
+    torch._dynamo.reset()
+    cnet = torch.compile(net, fullgraph=True, backend="aot_eager")
+    cnet(x).sum().backward()
+    for a, b in zip(eager, [p.grad for p in net.parameters()]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
