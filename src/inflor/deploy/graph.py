@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import fx, nn
 
 from ..layers import TimeFold
@@ -25,8 +26,9 @@ from ..mpr import MPR
 from ..neuron import BaseNode
 from ..norm import TemporalBatchNorm, fold_batchnorm
 
-#: inflor modules kept as one node of the traced graph (torch.nn layers are leaves anyway)
-LEAVES = (BaseNode, TimeFold, TemporalBatchNorm)
+#: modules kept as one node of the traced graph (torch.nn layers are leaves anyway; conv / linear
+#: also as their subclasses, inflor.layers.SpikeConv2d / SpikeLinear)
+LEAVES = (BaseNode, TimeFold, TemporalBatchNorm, nn.Conv2d, nn.Linear)
 
 
 class _Tracer(fx.Tracer):
@@ -50,7 +52,8 @@ def trace(model: nn.Module) -> fx.GraphModule:
     in evaluation mode; its modules keep their paths under ``model.``)."""
     root = _Multistep(copy.deepcopy(model).eval())
     try:
-        graph = _Tracer().trace(root)
+        with torch.no_grad():      # inference wiring: norm -> neuron pairs (inflor.pairing) stay two plain calls
+            graph = _Tracer().trace(root)
     except Exception as exc:
         raise TypeError(f"cannot trace {type(model).__name__}.forward_multistep for deployment "
                         f"({type(exc).__name__}: {exc}); data-dependent Python control flow is "

@@ -159,7 +159,10 @@ class BasicBlock(nn.Module):
         if isinstance(self.shortcut, nn.Identity):
             r, spikes = x, self.input_spikes
         elif isinstance(self.shortcut, nn.Sequential) and len(self.shortcut) > 1:
-            r, spikes = (self.shortcut[-1], self.shortcut[:-1](x)), False
+            h = x
+            for layer in list(self.shortcut)[:-1]:      # the installed modules (a slice would be a new one)
+                h = layer(h)
+            r, spikes = (self.shortcut[-1], h), False
         else:
             r, spikes = self.shortcut(x), False
         return norm_neuron(self.bn2, self.neuron_out, self.conv2(out), r, extra_spikes=spikes)
