@@ -46,6 +46,19 @@ def _saves_input(weight: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and weight.requires_grad
 
 
+def _apply_autocast(fn, x: torch.Tensor, weight: torch.Tensor, bias, *rest):
+    """``fn.apply(x, weight, bias, *rest)`` as autocast would run the conv / linear it replaces:
+    under autocast the three tensors are cast to the autocast dtype first (the casts are on the
+    autograd graph, so float32 parameters get their gradients) and ``fn`` runs with autocast off,
+    so forward and backward see one dtype."""
+    dev = x.device.type
+    if not torch.is_autocast_enabled(dev):
+        return fn.apply(x, weight, bias, *rest)
+    dt = torch.get_autocast_dtype(dev)
+    with torch.autocast(dev, enabled=False):
+        return fn.apply(x.to(dt), weight.to(dt), None if bias is None else bias.to(dt), *rest)
+
+
 class _SpikeConv2dFn(torch.autograd.Function):
     """y = conv2d(x, W, b); saves ``pack_spikes(x)`` (1 bit per element) and W. Backward:
     ``aten.convolution_backward`` on the unpacked x — the call nn.Conv2d's own autograd makes, so
@@ -126,7 +139,8 @@ class SpikeConv2d(nn.Conv2d):
         if self.padding_mode != "zeros":
             x = F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = (0, 0)
-        return _SpikeConv2dFn.apply(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return _apply_autocast(_SpikeConv2dFn, x, self.weight, self.bias, self.stride, padding, self.dilation,
+                               self.groups)
 
 
 class SpikeLinear(nn.Linear):
@@ -138,7 +152,7 @@ class SpikeLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _saves_input(self.weight):
             return super().forward(x)
-        return _SpikeLinearFn.apply(x, self.weight, self.bias)
+        return _apply_autocast(_SpikeLinearFn, x, self.weight, self.bias)
 
 
 def unspike(model: nn.Module) -> nn.Module:

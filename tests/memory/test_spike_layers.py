@@ -131,3 +131,25 @@ def test_spike_layers_trace_whole_under_compile_and_match_eager():
     cnet(x).sum().backward()
     for a, b in zip(eager, [p.grad for p in net.parameters()]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make", [lambda: (torch.nn.Linear(12, 5), SpikeLinear(12, 5), (6, 12)),
+                                  lambda: (torch.nn.Conv2d(3, 4, 3, padding=1), SpikeConv2d(3, 4, 3, padding=1),
+                                           (2, 3, 6, 6))])
+def test_under_cpu_bfloat16_autocast_equals_the_plain_layer(make):
+    """Autocast casts a conv / linear's input and parameters to bfloat16: the spike layers do the
+    same, so forward and gradients equal the plain layer's (a float32 weight with a bfloat16 grad
+    once made the backward fail)."""
+    plain, spike, shape = make()
+    spike.load_state_dict(plain.state_dict())
+    x = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    outs, grads = [], []
+    for m in (plain, spike):
+        m.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = m(x)
+        (y.float() ** 2).sum().backward()
+        outs.append(y)
+        grads.append(m.weight.grad.clone())
+    assert outs[1].dtype == outs[0].dtype == torch.bfloat16
+    assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
