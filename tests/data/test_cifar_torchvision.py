@@ -4,10 +4,10 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from inflor.data import cifar as cifar_mod
 from inflor.data.cifar_torchvision import CIFAR10Files, CIFAR100Files
+from inflor.errors import DataError
 
 from tests.helpers.cifar_files import write_cifar10, write_cifar100
 
@@ -44,20 +44,23 @@ def test_images_labels_and_order(tmp_path, name, write, cls, folder, label_key):
     assert len(ds.classes) == spec["num_classes"]
 
 
-@pytest.mark.parametrize("name, write, cls, folder, label_key", CASES)
-def test_old_reader_equals_torchvision(tmp_path, name, write, cls, folder, label_key):
-    write(tmp_path)
-    spec = cifar_mod.SPECS[name]
-    for train, files in ((True, spec["train_files"]), (False, spec["test_files"])):
-        tf = cifar_mod._transforms(spec, train, True, True, True, 16, True)
-        old = cifar_mod.CIFARPickle([tmp_path / folder / f for f in files], label_key, tf,
-                                    num_classes=spec["num_classes"])
-        new = cls(str(tmp_path), train=train, transform=tf)
-        assert np.array_equal(old.data, new.data) and list(old.targets) == list(new.targets)
-        assert len(old) == len(new)
-        for i in range(len(old)):
-            torch.manual_seed(i)
-            x_old, y_old = old[i]
-            torch.manual_seed(i)
-            x_new, y_new = new[i]
-            assert y_old == y_new and torch.equal(x_old, x_new)
+def test_a_file_torchvision_could_not_read_is_refused_by_name(tmp_path):
+    """Python 3 bytes keys (not the release's format) and a meta file of the wrong dataset."""
+    write_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8),
+                                                        b"labels": [0, 1]}, protocol=2))
+    with pytest.raises(DataError, match=r"data_batch_2 lacks key 'data'"):
+        CIFAR10Files(str(tmp_path), train=True)
+    CIFAR10Files(str(tmp_path), train=False)                    # the test split does not read it
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": ["a", "b"]}, protocol=2))
+    with pytest.raises(DataError, match=r"batches.meta names 2 classes in 'label_names', not 10"):
+        CIFAR10Files(str(tmp_path), train=False)
+
+
+def test_truncated_file_is_a_data_error_naming_it(tmp_path):
+    write_cifar100(tmp_path)
+    path = tmp_path / "cifar-100-python" / "test"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match=r"cannot read .*cifar-100-python/test .*truncated"):
+        CIFAR100Files(str(tmp_path), train=False)

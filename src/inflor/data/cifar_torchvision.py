@@ -25,6 +25,7 @@ import numpy as np
 from torchvision import datasets
 
 from ..errors import DataError
+from .cifar import SPECS
 
 EXPECTED = ("expected a CIFAR 'python version' batch: a pickled dict with 'data' (N x 3072 uint8, "
             "channel-major rows) and a label list")
@@ -89,7 +90,8 @@ def check_batch(path: Path, label_key: str, num_classes: int) -> None:
 class _Checked:
     """Mixin over a torchvision CIFAR class: the checks above instead of MD5 sums and plain
     unpickling of the meta file."""
-    dataset, label_key, num_classes = "cifar10", "labels", 10
+    dataset, label_key = "cifar10", "labels"
+    num_classes = SPECS[dataset]["num_classes"]
 
     def _check_integrity(self) -> bool:
         folder = Path(self.root) / self.base_folder
@@ -113,4 +115,5 @@ class CIFAR10Files(_Checked, datasets.CIFAR10):
 
 class CIFAR100Files(_Checked, datasets.CIFAR100):
     """``torchvision.datasets.CIFAR100`` (fine labels) over checked files."""
-    dataset, label_key, num_classes = "cifar100", "fine_labels", 100
+    dataset, label_key = "cifar100", "fine_labels"
+    num_classes = SPECS[dataset]["num_classes"]
