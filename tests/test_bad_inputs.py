@@ -107,10 +107,10 @@ def cifar10(change: Callable[[Path], None] | None = None) -> Callable:
         folder.mkdir(parents=True)
         rng = np.random.default_rng(0)
         for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
-            batch = {b"batch_label": name.encode(), b"labels": [i % 10, (i + 1) % 10],
-                     b"data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * 2}
+            batch = {"batch_label": name, "labels": [i % 10, (i + 1) % 10],
+                     "data": rng.integers(0, 256, (2, 3072), dtype=np.uint8), "filenames": ["x.png"] * 2}
             (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-        meta = {b"label_names": [f"c{k}".encode() for k in range(10)], b"num_cases_per_batch": 2}
+        meta = {"label_names": [f"c{k}" for k in range(10)], "num_cases_per_batch": 2}
         (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
         if change is not None:
             change(folder / "data_batch_3")
@@ -297,12 +297,12 @@ CASES = [
     # ---- CIFAR pickles
     Case("CIFAR-10 batch truncated", C10, 1, "data_batch_3", cifar10(_truncate)),
     Case("CIFAR-10 batch of the wrong layout", C10, 1, "data_batch_3",
-         cifar10(_dump({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}))),
+         cifar10(_dump({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}))),
     Case("CIFAR-10 batch that is not a dict", C10, 1, "data_batch_3", cifar10(_dump([1, 2, 3]))),
     Case("CIFAR-10 batch with a label out of range", C10, 1, "data_batch_3",
-         cifar10(_dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}))),
+         cifar10(_dump({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}))),
     Case("CIFAR-10 batch whose pickle would run code", C10, 1, "data_batch_3",
-         cifar10(_dump({b"data": RunsCode(), b"labels": [0, 1]}))),
+         cifar10(_dump({"data": RunsCode(), "labels": [0, 1]}))),
     # ---- ImageNet folders
     Case("ImageNet class folder without images", IMAGENET, 1, "in/train", imagenet("empty class")),
     Case("ImageNet image that cannot be read (in a DataLoader worker)", IMAGENET, 1, "in/train/b/broken.png",

@@ -7,7 +7,7 @@ import yaml
 
 from inflor.cli import main
 from inflor.data import build_datasets
-from inflor.data.test_cifar10_dvs import CLASSES, make_release
+from tests.helpers.dvs_files import CLASSES, make_release
 from inflor.models.blocks import BasicBlock, LinearUnit
 from inflor.train.config import NOTE_TOPICS, list_recipes, load_config
 from inflor.train.specs import static_dataset_info

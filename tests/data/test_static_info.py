@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from inflor.data import build_datasets, static_info
-from inflor.data.test_cifar import write_cifar10, write_cifar100
-from inflor.data.test_cifar10_dvs import make_release
+from tests.helpers.cifar_files import write_cifar10, write_cifar100
+from tests.helpers.dvs_files import make_release
 from inflor.errors import ConfigError
 
 

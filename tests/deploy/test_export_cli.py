@@ -12,7 +12,7 @@ from inflor.deploy import from_nir  # noqa: E402
 from inflor.deploy.onnx import run_onnx  # noqa: E402
 from inflor.train.checkpoint import build_model_from_checkpoint  # noqa: E402
 
-from conftest import record_spikes  # noqa: E402
+from tests.helpers.small_models import record_spikes  # noqa: E402
 
 #: the default recipe (tinyconv, SRIF, tdBN on digits), one short epoch
 TINY = ["model.options={timesteps: 4, width: 8, neuron: srif, norm: tdbn}", "train.epochs=1",

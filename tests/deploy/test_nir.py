@@ -10,7 +10,7 @@ from inflor.deploy.nir import NIRExportError, above, below  # noqa: E402
 from inflor.errors import CheckpointError  # noqa: E402
 from inflor.neuron import PRESETS, make_neuron, spiking_nodes  # noqa: E402
 
-from conftest import model_params, record_spikes, small_model  # noqa: E402
+from tests.helpers.small_models import model_params, record_spikes, small_model  # noqa: E402
 
 
 def test_threshold_next_float():

@@ -11,7 +11,7 @@ from inflor.deploy import to_onnx  # noqa: E402
 from inflor.deploy.onnx import run_onnx  # noqa: E402
 from inflor.neuron import PRESETS  # noqa: E402
 
-from conftest import small_model  # noqa: E402
+from tests.helpers.small_models import small_model  # noqa: E402
 
 
 @pytest.mark.parametrize("kind", sorted(PRESETS))

@@ -6,7 +6,7 @@ from inflor.deploy import Stream, fold_model
 from inflor.deploy.graph import fold_mpr
 from inflor.neuron import make_neuron, spiking_nodes
 
-from conftest import model_params, per_neuron, record_spikes, small_model
+from tests.helpers.small_models import model_params, per_neuron, record_spikes, small_model
 
 
 def _steps(stream, model, x):

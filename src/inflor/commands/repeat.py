@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 
+from ..logs import progress, warning
+
 PROG = "inflor repeat"
 
 
@@ -72,23 +74,23 @@ def run(args) -> int:
         run_dir = out / f"seed{seed}"
         epochs = cfg["train"]["epochs"]
         if _completed(run_dir, epochs) and not args.force:
-            print(f"[{i + 1}/{args.seeds}] seed {seed}: completed earlier in {run_dir}, reused", flush=True)
+            progress(f"[{i + 1}/{args.seeds}] seed {seed}: completed earlier in {run_dir}, reused")
         else:
             resume = has_checkpoint(run_dir)
             if resume and args.force:
                 raise AnalysisError(f"--force: remove {run_dir} first")
-            print(f"[{i + 1}/{args.seeds}] seed {seed} -> {run_dir}" + (" (resuming)" if resume else ""), flush=True)
+            progress(f"[{i + 1}/{args.seeds}] seed {seed} -> {run_dir}" + (" (resuming)" if resume else ""))
             if args.snapshots:
                 set_key(cfg, "train.snapshots", args.snapshots)
                 set_key(cfg, "train.snapshot_batches", args.snapshot_batches)
             try:
                 run_training(cfg, run_dir, resume=resume)
             except RunError as e:
-                print(f"{PROG}: seed {seed} failed: {e}", flush=True)
+                warning(f"{PROG}: seed {seed} failed: {e}")
         try:
             records.append(run_record(run_dir))
         except AnalysisError as e:
-            print(f"{PROG}: seed {seed}: {e}", flush=True)
+            warning(f"{PROG}: seed {seed}: {e}")
             records.append({"run_dir": str(run_dir), "seed": seed, "label": cfg["name"], "best_acc": None,
                             "final_acc": None, "status": "failed"})
         records[-1]["seed"] = seed

@@ -18,6 +18,8 @@ import shlex
 import time
 from pathlib import Path
 
+from ..logs import progress, warning
+
 PROG = "inflor reproduce"
 
 
@@ -51,7 +53,7 @@ def _run_row(row, args, out: Path) -> dict:
     except (AnalysisError, ConfigError, DataError, FileNotFoundError) as e:
         reason = " ".join(message(e).split())
         reason = reason if len(reason) <= 240 else reason[:237] + "..."
-        print(f"{PROG}: row {row.key} not run: {reason}", flush=True)
+        warning(f"{PROG}: row {row.key} not run: {reason}")
         return {"error": reason}
     return json.loads((out / "repeat.json").read_text(encoding="utf-8"))
 
@@ -109,7 +111,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
     records = []
     for i, row in enumerate(rows):
-        print(f"[{i + 1}/{len(rows)}] {table.id} row {row.key}: {', '.join(row.cells)}", flush=True)
+        progress(f"[{i + 1}/{len(rows)}] {table.id} row {row.key}: {', '.join(row.cells)}")
         doc = _run_row(row, args, out / row.key)
         rec = {"key": row.key, "cells": row.cells, "recipe": row.recipe, "overrides": row.overrides,
                "reported": row.reported, "reported_std": row.reported_std, "note": row.note,

@@ -32,6 +32,7 @@ from ..runs.summary import read_summary_or_empty as _read_summary
 from ..runs.summary import write_summary as _write_summary
 from ..config.validate import stage_configs  # noqa: F401  (re-exported: it was defined here)
 from ..errors import RunError
+from ..logs import progress as log_progress
 from .build import resolve_device
 from .config import dump_config
 from .distributed import cleanup, init_distributed
@@ -87,7 +88,7 @@ def run_stages(cfg: dict, out_dir, make_trainer: Callable, resume: bool = False,
     """Run every stage of ``cfg`` into ``out_dir/<stage>`` (see the module docstring), each with
     ``make_trainer(cfg, run_dir, resume=, callbacks=, log=)`` (``inflor.train.Trainer``)."""
 
-    log = log or (lambda s: print(s, flush=True))
+    log = log or log_progress
     out = Path(out_dir)
     stages = stage_configs(cfg, out)
     progress = {name: stage_progress(out / name, scfg) for name, scfg in stages}

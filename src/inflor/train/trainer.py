@@ -26,6 +26,7 @@ from torch import nn
 from inflor.data import build_datasets, static_info
 from inflor.errors import (CheckpointError, InflorError, NonFiniteLossError, RunError,  # noqa: F401  (re-exported)
                            message)
+from inflor.logs import progress
 from inflor.losses import TASK_LOSSES  # noqa: F401  (re-exported)
 from inflor.runs import checkpoint as ckpt_mod
 from inflor.runs.config_file import write_config_text
@@ -68,14 +69,14 @@ class Trainer:
         resume: continue from ``out_dir/checkpoints/last.pt``.
         callbacks: callables ``fn(trainer, epoch, row)`` called after each epoch's checkpoint;
             raising ``StopRun`` ends the run there (tests use it to simulate a kill).
-        log: where progress lines go (default ``print``).
+        log: where progress lines go (default: the ``"inflor"`` logger, :mod:`inflor.logs`).
     """
 
     def __init__(self, cfg: dict, out_dir: str | os.PathLike, resume: bool = False,
                  callbacks: Iterable[Callable] = (), log: Callable[[str], None] | None = None):
         self.cfg, self.out, self.resume = cfg, Path(out_dir), resume
         self.callbacks = list(callbacks)
-        self._log = log or (lambda s: print(s, flush=True))
+        self._log = log or progress
         self.dist = DistInfo()
         self.metrics: list[dict] = []
         self.best_acc: float | None = None

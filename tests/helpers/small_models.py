@@ -1,4 +1,4 @@
-"""Small instances of every registered model for the deployment tests."""
+"""Small instances of every registered model, shared by the deployment tests (tests/deploy/)."""
 import pytest
 import torch
 
