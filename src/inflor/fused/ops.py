@@ -1,0 +1,253 @@
+"""Autograd and layout: the operators ``torch.ops.inflor.neuron`` and
+``torch.ops.inflor.neuron_backward`` (torch.library, with fake implementations and the
+registered autograd formula), their eager twin ``_NeuronFn``, and how x is laid out and chunked
+for the kernels."""
+from __future__ import annotations
+
+import torch
+
+from .compilation import _run
+from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
+
+#: the longest time loop compiled as one kernel; longer sequences run in chunks of this length
+MAX_UNROLL = 16
+#: ``record_stats`` on the CPU: the kernels see x as rows [T, B·C, S] and sum the statistics per
+#: row inside their loop (see the operator's note) when a channel has at least ``ROWS_MIN_S``
+#: spatial positions (fewer would leave the vectorised inner loop nearly empty; a flat layout with
+#: per-element partial sums is used then), in chunks of at most ``ROWS_MAX_UNROLL`` steps (longer
+#: ones split into several loops)
+ROWS_MIN_S = 16
+ROWS_MAX_UNROLL = 8
+
+
+# ----------------------------------------------------------------------------------------------
+# Layout
+# ----------------------------------------------------------------------------------------------
+def _chunks(T: int, longest: int | None = None) -> list[tuple[int, int]]:
+    """[t0, t1) pieces of at most ``longest`` (default ``MAX_UNROLL``) steps covering 0..T-1."""
+    longest = longest or MAX_UNROLL
+    if T <= longest:
+        return [(0, T)]
+    return [(t, min(t + longest, T)) for t in range(0, T, longest)]
+
+
+def _channel_shape(x: torch.Tensor) -> tuple[int, int, int]:
+    """(B, C, S) of x [T, B, C, *spatial]: the statistics are per channel C (a [T, B] input is
+    one channel), as in ``inflor.stats.step_sums``."""
+    T, B = x.shape[0], x.shape[1]
+    C = x.shape[2] if x.dim() > 2 else 1
+    return B, C, x.numel() // (T * B * C)
+
+
+def _use_rows(x: torch.Tensor, stats: bool) -> bool:
+    """Whether the statistics are summed per row inside the kernels (see the rows layout's note):
+    on the CPU, with at least ``ROWS_MIN_S`` spatial positions per channel."""
+    return stats and x.device.type == "cpu" and _channel_shape(x)[2] >= ROWS_MIN_S
+
+
+def _per_row(v: torch.Tensor, rows: int) -> torch.Tensor:
+    """The scalar v as a [rows, 1] column, one value per row (see the rows layout's note)."""
+    return v.reshape(1, 1).expand(rows, 1).contiguous()
+
+
+def _layout(x: torch.Tensor, stats: bool) -> tuple[bool, tuple, list[tuple[int, int]]]:
+    """How the forward sees x: (rows layout?, one step's shape, [t0, t1) chunks)."""
+    T = x.shape[0]
+    B, C, S = _channel_shape(x)
+    rows = _use_rows(x, stats)
+    step = (B * C, S) if rows else (x.numel() // T,)
+    return rows, step, _chunks(T, ROWS_MAX_UNROLL if rows else None)
+
+
+# ----------------------------------------------------------------------------------------------
+# The operator. ``torch.ops.inflor.neuron`` and ``torch.ops.inflor.neuron_backward`` are
+# registered with torch.library (the op, its fake implementation for shape inference, and its
+# autograd formula), so a user's ``torch.compile`` sees one opaque node per neuron (no graph
+# break) and its compiled graph calls these same kernels, saving for backward what the op saves.
+#
+# Arguments: the input x [T, B, ...]; the surrogate's runtime parameter (a 0-d buffer, so ESG's K
+# may change between calls); settings = (V_th, λ, s, V_reset, r, MPR k); the reset kind;
+# detach_reset; the surrogate's ``fused_key``; the MPR kind ("none", "inflor", "tanh");
+# record_stats; optionally the initial membrane u0 [B, ...] and want_state. Outputs: spikes,
+# Σ_c H [C], Σ_c H² [C], Σ sX, Σ O (in float32, float64 for float64 input; empty without
+# record_stats), U at the chunk boundaries [chunks − 1, N] (what the backward needs besides x
+# when T is longer than one kernel's unrolled loop), and the final U [B, ...] (with u0 or
+# want_state; else empty).
+#
+# The forward kernel sees x as [T, N]. With statistics on the CPU (``_use_rows``) it sees rows
+# [T, R, S] (R = B·C rows of the S spatial positions of one channel) and sums H, H², sX and O
+# over S per row inside its loop; otherwise it writes per-element partial sums (over T), reduced
+# per channel afterwards. The backward reads the statistics' per-channel gradients per row, or
+# spread to every element.
+# ----------------------------------------------------------------------------------------------
+Tensor = torch.Tensor
+
+
+def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str, detach: bool,
+                   surrogate: str, mpr: str, stats: bool, u0: Tensor | None = None,
+                   want_state: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The operator's forward (see the section's note): spikes, the four sums, chunk bounds and,
+    with an initial membrane ``u0`` or ``want_state``, the final membrane U[T-1] (else empty)."""
+    p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
+    T = x.shape[0]
+    B, C, S = _channel_shape(x)
+    rows, step, chunks = _layout(x, stats)
+    xc = x.contiguous().view(T, *step)
+    explicit = u0 is not None or want_state
+    state = len(chunks) > 1 or explicit
+    thr = _per_row(p[P_THR], B * C) if rows else None
+    outs, bounds, part = [], [], None
+    if u0 is not None:
+        u = u0.to(p.dtype).contiguous().view(step)
+    elif state:
+        u = xc.new_zeros(step, dtype=p.dtype)
+    else:       # rows: U[-1] = 0 per row (see the rows layout's note)
+        u = xc.new_zeros((B * C, 1), dtype=p.dtype) if rows else None
+    for (t0, t1) in chunks:
+        spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False, rows=rows)
+        if state and t0 > 0:
+            bounds.append(u.reshape(-1))
+        res = _run("fwd", spec, x.dtype, x.device.type, xc[t0:t1], p, u, thr)
+        outs.append(res[0])
+        i = 1
+        if state:
+            u, i = res[1], 2
+        if stats:
+            pr = res[i:i + 4]
+            part = list(pr) if part is None else [a + b for a, b in zip(part, pr)]
+    spikes = (outs[0] if len(outs) == 1 else torch.cat(outs)).view(x.shape)
+    bounds = torch.stack(bounds) if bounds else xc.new_empty((0, x.numel() // T), dtype=p.dtype)
+    u_final = u.reshape(x.shape[1:]).clone() if explicit else xc.new_empty((0,), dtype=p.dtype)
+    if not stats:
+        return (spikes, *(xc.new_empty((0,), dtype=p.dtype) for _ in range(4)), bounds, u_final)
+    hs, hq, xs, os_ = part
+    # per channel from per-row sums [B·C], or from per-element ones: the contiguous S first, then
+    # B (ATen reduces that order ~25% faster than both dimensions at once). They stay in the
+    # compute dtype (float32, float64 for float64 input): half precision would overflow.
+    per_channel = ((lambda v: v.view(B, C).sum(0)) if rows else (lambda v: v.view(B, C, S).sum(2).sum(0)))
+    return spikes, per_channel(hs), per_channel(hq), xs.sum(), os_.sum(), bounds, u_final
+
+
+neuron_op = torch.library.custom_op("inflor::neuron", neuron_forward, mutates_args=())
+
+
+@neuron_op.register_fake
+def _neuron_op_fake(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None, want_state=False):
+    T = x.shape[0]
+    cdt = _compute_dtype(x.dtype)
+    _, C, _ = _channel_shape(x)
+    n_bounds = len(_layout(x, stats)[2]) - 1
+    sums = [x.new_empty((C,), dtype=cdt), x.new_empty((C,), dtype=cdt), x.new_empty((), dtype=cdt),
+            x.new_empty((), dtype=cdt)] if stats else [x.new_empty((0,), dtype=cdt) for _ in range(4)]
+    u_final = x.new_empty(x.shape[1:], dtype=cdt) if u0 is not None or want_state else x.new_empty((0,), dtype=cdt)
+    return (x.new_empty(x.shape), *sums, x.new_empty((n_bounds, x.numel() // T), dtype=cdt), u_final)
+
+
+def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor | None,
+                    g_hsum: Tensor | None, g_hsqsum: Tensor | None, g_xsum: Tensor | None,
+                    g_osum: Tensor | None, settings: list[float], reset: str, detach: bool,
+                    surrogate: str, mpr: str, stats: bool, u0: Tensor | None = None,
+                    g_ufinal: Tensor | None = None, want_state: bool = False) -> tuple[Tensor, Tensor]:
+    """The operator's backward: dL/dx from x, the chunk bounds and the outputs' gradients (None
+    for an output that received none), and dL/dU0 (with explicit state; else empty)."""
+    p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
+    cdt = p.dtype
+    T = x.shape[0]
+    B, C, S = _channel_shape(x)
+    rows_fwd, step_fwd, chunks = _layout(x, stats)
+    explicit = u0 is not None or want_state
+    state = len(chunks) > 1 or explicit
+    # the backward evaluates MPR's φ from H, and inductor keeps such values in buffers of its own
+    # layout whose readers it flattens: with MPR its loop splits in the rows layout, so it reads
+    # the same memory as [T, N] (statistics' gradients spread to every element)
+    rows = rows_fwd and spec_base.mpr == "none"
+    step = (B * C, S) if rows else (x.numel() // T,)
+    shape = (T, *step)
+    g1 = g2 = gxs = gos = thr = vth = None
+    if stats:
+        zero = lambda g, n: g if g is not None else torch.zeros(n, dtype=cdt, device=x.device)  # noqa: E731
+        # the statistics' per-channel gradients, per row, or spread to one value per element of a
+        # step (a flat loop fuses into one pass, where broadcasting [C] inside it splits)
+        width, shape_g = (1, (B * C, 1)) if rows else (S, step)
+        g1, g2 = (zero(g, C).to(cdt).view(1, C, 1).expand(B, C, width).reshape(shape_g)
+                  for g in (g_hsum, g_hsqsum))
+        gxs, gos = (zero(g, ()).to(cdt).reshape(1) for g in (g_xsum, g_osum))  # [1]: broadcast in the kernel
+    if rows:
+        thr, vth = _per_row(p[P_THR], B * C), _per_row(p[P_VTH], B * C)
+    xc = x.contiguous().view(shape)
+    g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
+    gu = xc.new_zeros(step, dtype=cdt) if state else None
+    if g_ufinal is not None and explicit:
+        gu = g_ufinal.to(cdt).contiguous().view(step)
+    u_zero = xc.new_zeros((B * C, 1), dtype=cdt) if rows and not state else None
+    pieces = []
+    for i in reversed(range(len(chunks))):
+        t0, t1 = chunks[i]
+        spec = spec_base._replace(T=t1 - t0, state=state, rows=rows)
+        if state:
+            if i > 0:
+                u_in = bounds[i - 1].view(step)
+            else:
+                u_in = u0.to(cdt).contiguous().view(step) if u0 is not None else xc.new_zeros(step, dtype=cdt)
+        else:
+            u_in = u_zero
+        res = _run("bwd", spec, x.dtype, x.device.type, xc[t0:t1], g[t0:t1], p, u_in, gu, g1, g2, gxs, gos,
+                   thr, vth)
+        pieces.append(res[0])
+        if state:
+            gu = res[1]
+    gx = pieces[0] if len(pieces) == 1 else torch.cat(pieces[::-1])
+    gu0 = gu.reshape(x.shape[1:]) if explicit else x.new_empty((0,), dtype=cdt)
+    return gx.view(x.shape), gu0
+
+
+neuron_backward_op = torch.library.custom_op("inflor::neuron_backward", neuron_backward, mutates_args=())
+
+
+@neuron_backward_op.register_fake
+def _neuron_backward_op_fake(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, settings, reset,
+                             detach, surrogate, mpr, stats, u0=None, g_ufinal=None, want_state=False):
+    cdt = _compute_dtype(x.dtype)
+    explicit = u0 is not None or want_state
+    return x.new_empty(x.shape), (x.new_empty(x.shape[1:], dtype=cdt) if explicit else x.new_empty((0,), dtype=cdt))
+
+
+def _neuron_op_setup(ctx, inputs, output):
+    # only x is kept (plus U at chunk boundaries, and the initial U0 when given): H, the spikes and
+    # the surrogate's values are recomputed by the backward kernel
+    x, sparam, *args = inputs
+    ctx.args, ctx.want_state = args[:6], args[7]
+    ctx.has_u0 = args[6] is not None
+    ctx.save_for_backward(x, sparam, output[5], *([args[6]] if ctx.has_u0 else []))
+
+
+def _neuron_op_backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds, g_ufinal):
+    x, sparam, bounds, *u0 = ctx.saved_tensors
+    gx, gu0 = torch.ops.inflor.neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum,
+                                               *ctx.args, u0[0] if u0 else None, g_ufinal, ctx.want_state)
+    return (gx,) + (None,) * 7 + ((gu0 if ctx.has_u0 else None), None)
+
+
+neuron_op.register_autograd(_neuron_op_backward, setup_context=_neuron_op_setup)
+
+
+class _NeuronFn(torch.autograd.Function):
+    """The eager twin of the operator's autograd formula: the same two functions, without the
+    dispatcher's per-call cost (``benchmarks/run.py --only compile`` measures it; see
+    docs/performance.md). Inside ``torch.compile`` the registered operator is used instead."""
+
+    @staticmethod
+    def forward(ctx, x, sparam, u0, args):
+        want_state = u0 is not None or args[-1]
+        out = neuron_forward(x, sparam, *args[:-1], u0=u0, want_state=want_state)
+        ctx.args, ctx.want_state, ctx.has_u0 = args[:-1], want_state, u0 is not None
+        ctx.save_for_backward(x, sparam, out[5], *([u0] if u0 is not None else []))
+        ctx.mark_non_differentiable(out[5])
+        return out
+
+    @staticmethod
+    def backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds, g_ufinal):
+        x, sparam, bounds, *u0 = ctx.saved_tensors
+        gx, gu0 = neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args,
+                                  u0=u0[0] if u0 else None, g_ufinal=g_ufinal, want_state=ctx.want_state)
+        return gx, None, (gu0 if ctx.has_u0 else None), None
