@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
@@ -204,6 +205,13 @@ def snapshot_without_layers(ws: Path) -> None:
     p.write_text('{"format": "inflor-snapshot-v1", "epoch": 1}')
 
 
+def snapshot_with_bad_histograms(ws: Path) -> None:
+    p = ws / "run" / "snapshots" / "epoch_0001.json"
+    doc = json.loads(p.read_text())
+    doc["histograms"] = []
+    p.write_text(json.dumps(doc))
+
+
 def voting_checkpoint(ws: Path) -> None:
     """A checkpoint of cifarnet_voting, whose voting head (unflatten → mean) NIR cannot express."""
     from inflor.models import create_model
@@ -357,6 +365,8 @@ CASES = [
          write("run/snapshots/epoch_0000.json", "")),
     Case("plot: snapshot without its layers", ["plot", "snapshots", "run"], 1, "run/snapshots/epoch_0001.json",
          snapshot_without_layers),
+    Case("plot: snapshot whose histograms are not per layer", ["plot", "snapshots", "run"], 1,
+         "run/snapshots/epoch_0001.json", snapshot_with_bad_histograms),
     Case("plot: run without snapshots", ["plot", "snapshots", "run"], 1, "run", remove("run/snapshots")),
     # ---- inflor repeat
     Case("repeat: recipe with a YAML syntax error", ["repeat", "-c", "broken.yaml", "--seeds", "1"], 2,

@@ -25,7 +25,10 @@ def snapshot_epochs(spec: "str | Sequence[int] | None", num_epochs: int, strict:
         elif s == "all":
             out.update(range(num_epochs + 1))
         elif s.startswith("every:"):
-            step = int(s.split(":", 1)[1])
+            try:
+                step = int(s.split(":", 1)[1])
+            except ValueError:
+                raise ValueError(f"bad snapshot epoch {item!r}: 'every:N' needs a whole number N, e.g. every:10") from None
             if step < 1:
                 raise ValueError(f"snapshot step must be >= 1, got {step}")
             out.update(range(0, num_epochs + 1, step))

@@ -52,7 +52,11 @@ def _apply_autocast(fn, x: torch.Tensor, weight: torch.Tensor, bias, *rest):
     autograd graph, so float32 parameters get their gradients) and ``fn`` runs with autocast off,
     so forward and backward see one dtype."""
     dev = x.device.type
-    if not torch.is_autocast_enabled(dev):
+    try:
+        on = torch.is_autocast_enabled(dev)
+    except RuntimeError:        # a device without autocast (e.g. "meta", for shape inference)
+        on = False
+    if not on:
         return fn.apply(x, weight, bias, *rest)
     dt = torch.get_autocast_dtype(dev)
     with torch.autocast(dev, enabled=False):

@@ -42,6 +42,10 @@ def test_the_digits_table_ships_and_its_rows_resolve():
     ("columns: [A]\nrows: [{key: a, cells: [x], recipe: default}, {key: a, cells: [y], recipe: default}]",
      "row 2: key 'a' must be a unique folder name"),
     ("columns: [A]\nrows: [{key: a, cells: [x], recipe: default, overide: []}]", "unknown entries ['overide']"),
+    ("columns: AB\nrows: [{key: a, cells: [x], recipe: default}]", "columns must be a list, got 'AB'"),
+    ("columns: [A]\nrows: [{key: a, cells: 5, recipe: default}]", "row 1: cells must be a list, got 5"),
+    ("columns: [A]\nrows: [{key: a, cells: [x], recipe: default, overrides: train.epochs=1}]",
+     "row 1: overrides must be a list, got 'train.epochs=1'"),
 ])
 def test_table_files_are_checked(tmp_path, text, message):
     p = tmp_path / "t.yaml"

@@ -115,3 +115,32 @@ def test_config_accepts_full_and_online_only():
     assert load_config(None, ["train.bptt=online"])["train"]["bptt"] == "online"
     with pytest.raises(ConfigError, match="bptt"):
         load_config(None, ["train.bptt=truncated"])
+
+
+def _tiny_run(tmp_path, name, *extra):
+    import csv
+
+    from inflor.train import load_config, run_training
+    cfg = load_config(None, ["model.options={timesteps: 3, width: 4, neuron: srif, norm: tdbn}", "data.batch_size=32",
+                             "train.epochs=1", "train.max_steps_per_epoch=3", "train.progress=none",
+                             "train.tensorboard=false", "train.device=cpu", "loss.mpd.weight=0.5", *extra])
+    run_training(cfg, tmp_path / name, log=lambda s: None)
+    row = list(csv.DictReader(open(tmp_path / name / "metrics.csv")))[-1]
+    return {k: float(v) for k, v in row.items() if k.endswith("loss") or k.endswith("acc")}
+
+
+def test_the_trainer_runs_online_and_it_is_not_full_bptt(tmp_path):
+    """train.bptt=online through the trainer's loop (per-step backward, MPD term, grad clipping):
+    finite losses, and a different training from full BPTT's with the same seed."""
+    import math
+    online = _tiny_run(tmp_path, "online", "train.bptt=online", "train.grad_clip=1.0")
+    full = _tiny_run(tmp_path, "full", "train.grad_clip=1.0")
+    assert all(math.isfinite(v) for v in online.values()) and online["mpd_loss"] > 0
+    assert online["train_loss"] != full["train_loss"]
+
+
+def test_online_with_activation_checkpointing_is_refused():
+    from inflor.errors import ConfigError
+    from inflor.train import load_config
+    with pytest.raises(ConfigError, match="train.bptt=online cannot be combined with train.activation_checkpointing"):
+        load_config(None, ["train.bptt=online", "train.activation_checkpointing=[features]"])

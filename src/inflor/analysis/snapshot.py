@@ -69,7 +69,15 @@ def load_snapshots(run_dir) -> list[dict]:
     """All snapshots of a run, sorted by epoch (``[]`` if there are none), histograms as binned
     dicts (``inflor.analysis.histogram``) whatever the file's format version. A damaged snapshot
     file raises ``AnalysisError`` naming it (none is skipped silently)."""
-    return [_binned_histograms(doc) for doc in read_snapshots(run_dir)]
+    out = []
+    for doc in read_snapshots(run_dir):
+        try:
+            out.append(_binned_histograms(doc))
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise AnalysisError(f"{snapshot_path(run_dir, doc['epoch'])} holds histograms inflor cannot read "
+                                f"({type(e).__name__}: {e}); expected a snapshot written by inflor train "
+                                f"(per layer, histograms of H and of the rectified H)") from None
+    return out
 
 
 def plot_snapshots(run_dir, out_dir=None, layers: Sequence[str] | None = None, epochs: Sequence[int] | None = None,

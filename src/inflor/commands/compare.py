@@ -87,6 +87,20 @@ def write_html(records, key_names: dict, figure: str | None, out: Path, title: s
     return path
 
 
+def _today(cfg: dict) -> dict:
+    """A run's saved config in today's spelling and with today's defaults, so that a run saved by an
+    earlier inflor differs from a new one only where their settings do (as-saved when it does not
+    validate: it is still compared key by key)."""
+    from ..config import ConfigError, upgrade_saved_config, validate_config
+
+    if not cfg:
+        return cfg
+    try:
+        return validate_config(upgrade_saved_config(cfg))
+    except ConfigError:
+        return cfg
+
+
 def run(args) -> int:
     from .. import plots
     from ..analysis.ablation import describe_runs
@@ -96,7 +110,7 @@ def run(args) -> int:
     if args.labels is not None and len(args.labels) != len(args.runs):
         raise AnalysisError(f"--labels gives {len(args.labels)} names for {len(args.runs)} runs")
     records = [run_record(d) for d in args.runs]
-    configs = [read_run_config(d) for d in args.runs]
+    configs = [_today(read_run_config(d)) for d in args.runs]
     labels, key_names, values = describe_runs(configs, [Path(d).name for d in args.runs], args.labels)
     for r, label, differs in zip(records, labels, values):
         r["label"], r["differs"] = label, differs

@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _run_row(row, args, out: Path) -> dict:
     """``inflor repeat`` of one row; its repeat.json, or the reason it did not run."""
-    from ..errors import AnalysisError, ConfigError, DataError, message
+    from ..errors import InflorError, message
     from . import repeat
 
     rargs = argparse.Namespace(config=row.recipe, overrides=list(row.overrides) + list(args.overrides),
@@ -50,7 +50,7 @@ def _run_row(row, args, out: Path) -> dict:
                                snapshot_batches=10)
     try:
         repeat.run(rargs)          # the command's body: its errors are raised to us
-    except (AnalysisError, ConfigError, DataError, FileNotFoundError) as e:
+    except (InflorError, FileNotFoundError) as e:     # a row's own problem: report it, go on with the others
         reason = " ".join(message(e).split())
         reason = reason if len(reason) <= 240 else reason[:237] + "..."
         warning(f"{PROG}: row {row.key} not run: {reason}")

@@ -142,6 +142,9 @@ def _table_file(path: Path) -> Table:
         raise AnalysisError(f"table file {path} is not a text file (not UTF-8); {expected}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("rows"), list) or not raw["rows"]:
         raise AnalysisError(f"table file {path} is not a table: {expected}")
+    for name in ("columns",):
+        if raw.get(name) is not None and not isinstance(raw[name], list):
+            raise AnalysisError(f"table file {path}: {name} must be a list, got {raw[name]!r}; {expected}")
     columns = [str(c) for c in raw.get("columns") or []]
     rows, keys = [], set()
     for i, r in enumerate(raw["rows"]):
@@ -151,6 +154,9 @@ def _table_file(path: Path) -> Table:
         unknown = set(r) - {"key", "cells", "recipe", "overrides", "note"}
         if unknown:
             raise AnalysisError(f"{where}: unknown entries {sorted(unknown)}; valid: key, cells, recipe, overrides, note")
+        for name in ("cells", "overrides"):
+            if r.get(name) is not None and not isinstance(r[name], list):
+                raise AnalysisError(f"{where}: {name} must be a list, got {r[name]!r}")
         key = str(r["key"])
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", key) or key in keys:
             raise AnalysisError(f"{where}: key {key!r} must be a unique folder name (letters, digits, _ or -)")

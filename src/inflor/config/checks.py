@@ -82,7 +82,7 @@ _open_dict.doc = "mapping (checked by the model / dataset)"
 
 #: The topics ``paper.notes`` may name, each with where that hyper-parameter comes from (the
 #: paper's statement, or the code followed where the paper is silent). Shipped paper recipes give
-#: every topic (``precision`` only where they use AMP); tests/test_recipes_provenance.py checks it.
+#: every topic (``precision`` only where they use AMP); tests/test_recipes_protocols.py checks it.
 #: ``warm_start`` only where the recipe has ``stages`` (where its starting weights come from).
 NOTE_TOPICS = ("network", "neuron", "surrogate", "norm", "loss", "timesteps", "optimizer", "schedule",
                "epochs", "batch", "augmentation", "data", "split", "seed", "warm_start", "precision")

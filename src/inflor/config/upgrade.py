@@ -26,7 +26,8 @@ def upgrade_saved_config(cfg: dict) -> dict:
         return cfg
     out = copy.deepcopy(cfg)
     _upgrade_esg(out)
-    for over in (out.get("stages") or {}).values():
+    stages = out.get("stages")
+    for over in (stages.values() if isinstance(stages, dict) else ()):   # anything else: validation says so
         if isinstance(over, dict):
             _upgrade_esg(over)
     return out

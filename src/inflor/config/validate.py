@@ -37,6 +37,10 @@ def validate_config(cfg: dict) -> dict:
     if out["sched"]["name"] == "cosine" and out["sched"]["warmup"] >= sched_epochs:
         raise ConfigError(f"sched.warmup ({out['sched']['warmup']}) must be smaller than the cosine "
                           f"period ({sched_epochs} epochs)")
+    if out["train"]["bptt"] == "online" and out["train"]["activation_checkpointing"]:
+        raise ConfigError("train.bptt=online cannot be combined with train.activation_checkpointing: the recomputed "
+                          "forward would move the carried membrane on a step (online training already keeps one "
+                          "step's activations); set train.activation_checkpointing=null")
     dev = out["train"]["device"]
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", dev):
         raise ConfigError(f"invalid value {dev!r} for 'train.device'; valid choices: auto, cpu, cuda, cuda:N")
