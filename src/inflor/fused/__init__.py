@@ -100,6 +100,11 @@ from .ops import (MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, Tensor, _NeuronFn, _c
     _neuron_op_setup, _per_row, _use_rows, neuron_backward, neuron_backward_op, neuron_forward,
     neuron_op)  # noqa: F401
 from .entry import (AUTO_MIN_NUMEL, _DEVICES, _ENABLED, auto_neuron, fused_neuron)  # noqa: F401
+# names the single-file module had in scope (imported there), kept so old imports keep working
+from ..functional import NeuronConfig, check_multistep, neuron_reference  # noqa: F401,E402
+from ..mpr import MPR, phi_inverse  # noqa: F401,E402
+from ..stats import MembraneStats  # noqa: F401,E402
+from ..surrogate import FUSED_FORMS, Surrogate  # noqa: F401,E402
 
 __all__ = ["fused_neuron", "auto_neuron", "fusable", "MAX_UNROLL", "AUTO_MIN_NUMEL"]
 
