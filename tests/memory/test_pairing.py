@@ -6,19 +6,7 @@ import torch
 from inflor.neuron import make_neuron
 from inflor.norm import TemporalBatchNorm
 from inflor.pairing import norm_neuron
-
-
-def distinct_saved_bytes(fn):
-    seen = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        seen[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return sum(seen.values()), out
+from tests.helpers.saved import distinct_saved_bytes
 
 
 def _pair(dtype, dims, kind="inflor", stats=False, backend="fused"):

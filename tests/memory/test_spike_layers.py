@@ -6,23 +6,25 @@ from torch import nn
 
 from inflor.bitpack import pack_spikes, unpack_spikes
 from inflor.layers import SpikeConv2d, SpikeLinear
+from tests.helpers.saved import distinct_saved_bytes
 
 
-def saved_input_bytes(fn, params) -> int:
-    """Bytes of the distinct storages autograd saves while ``fn`` runs, the layer's own
-    parameters left out (both layers keep W alike; the test is about the input)."""
-    skip = {p.untyped_storage().data_ptr() for p in params}
-    seen = {}
+def saved_input_bytes(fn, params):
+    """Bytes saved while ``fn`` runs, the layer's own parameters left out (both layers keep W
+    alike; the test is about the input); ``(bytes, fn())``."""
+    return distinct_saved_bytes(fn, skip=params)
 
-    def pack(t):
-        s = t.untyped_storage()
-        if s.data_ptr() not in skip:
-            seen[s.data_ptr()] = s.nbytes()
-        return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    return sum(seen.values()), out
+def assert_same_outputs_and_gradients(ref, new, x, g):
+    """``ref`` and ``new`` give equal outputs and equal input, weight and bias gradients."""
+    out = []
+    for m in (ref, new):
+        xi = x.clone().requires_grad_(True)
+        y = m(xi)
+        y.backward(g)
+        out.append((y.detach(), xi.grad, m.weight.grad, None if m.bias is None else m.bias.grad))
+    for a, b in zip(*out):
+        assert (a is None and b is None) or torch.equal(a, b)
 
 
 def test_pack_hand_case_and_every_byte_roundtrips():
@@ -46,14 +48,7 @@ def test_spike_conv_gradients_bit_identical(dtype, bias, stride, padding, groups
     new.load_state_dict(ref.state_dict())
     x = (torch.rand(3, 4, 7, 9, dtype=dtype) < 0.3).to(dtype)
     g = torch.randn_like(ref(x))
-    out = []
-    for m in (ref, new):
-        xi = x.clone().requires_grad_(True)
-        y = m(xi)
-        y.backward(g)
-        out.append((y.detach(), xi.grad, m.weight.grad, None if m.bias is None else m.bias.grad))
-    for a, b in zip(*out):
-        assert (a is None and b is None) or torch.equal(a, b)
+    assert_same_outputs_and_gradients(ref, new, x, g)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -65,14 +60,7 @@ def test_spike_linear_gradients_bit_identical_on_time_batches(dtype, bias):
     new.load_state_dict(ref.state_dict())
     x = (torch.rand(4, 3, 37, dtype=dtype) < 0.3).to(dtype)   # [T, B, F]
     g = torch.randn(4, 3, 5, dtype=dtype)
-    out = []
-    for m in (ref, new):
-        xi = x.clone().requires_grad_(True)
-        y = m(xi)
-        y.backward(g)
-        out.append((y.detach(), xi.grad, m.weight.grad, None if m.bias is None else m.bias.grad))
-    for a, b in zip(*out):
-        assert (a is None and b is None) or torch.equal(a, b)
+    assert_same_outputs_and_gradients(ref, new, x, g)
 
 
 def test_spike_conv_saves_at_most_an_eighth_of_the_bytes():
