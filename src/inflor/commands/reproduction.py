@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..analysis.tables import markdown_table
 from ..errors import AnalysisError
-from ..train.config import list_recipes, load_config, recipes_dir
+from ..train.config import list_recipes, load_config, read_yaml, recipes_dir
 from ..train.recipes_doc import _row_sort
 
 __all__ = ["Row", "Table", "LAYOUTS", "paper_tables", "load_table", "list_tables", "render_table"]
@@ -128,23 +128,13 @@ def list_tables() -> list[str]:
 
 
 def _table_file(path: Path) -> Table:
-    import yaml
-
-    expected = "expected a mapping with title, columns and a list of rows"
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise AnalysisError(f"table file {path} is not valid YAML: {problem}{where}; {expected}") from None
-    except UnicodeDecodeError:
-        raise AnalysisError(f"table file {path} is not a text file (not UTF-8); {expected}") from None
+    shape = "a mapping with title, columns and a list of rows"
+    expected = f"expected {shape}"
+    raw = read_yaml(path, "table file", AnalysisError, expected=shape)
     if not isinstance(raw, dict) or not isinstance(raw.get("rows"), list) or not raw["rows"]:
         raise AnalysisError(f"table file {path} is not a table: {expected}")
-    for name in ("columns",):
-        if raw.get(name) is not None and not isinstance(raw[name], list):
-            raise AnalysisError(f"table file {path}: {name} must be a list, got {raw[name]!r}; {expected}")
+    if raw.get("columns") is not None and not isinstance(raw["columns"], list):
+        raise AnalysisError(f"table file {path}: columns must be a list, got {raw['columns']!r}; {expected}")
     columns = [str(c) for c in raw.get("columns") or []]
     rows, keys = [], set()
     for i, r in enumerate(raw["rows"]):

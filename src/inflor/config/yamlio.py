@@ -31,20 +31,21 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-def read_yaml(path: Path, what: str, error: type = ConfigError) -> Any:
+CONFIG_EXPECTED = "a YAML mapping of config sections (model, data, optim, train, ...)"
+
+
+def read_yaml(path: Path, what: str, error: type = ConfigError, expected: str = CONFIG_EXPECTED) -> Any:
     """The YAML document in ``path``; an unreadable file or bad YAML raises ``error`` naming
-    ``what`` (e.g. "recipe") and the file."""
+    ``what`` (e.g. "recipe") and the file, and saying what was ``expected``."""
     try:
         return yaml_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise error(f"{what} {path} is not valid YAML: {problem}{where}; expected a YAML mapping of "
-                    f"config sections (model, data, optim, train, ...)") from None
+        raise error(f"{what} {path} is not valid YAML: {problem}{where}; expected {expected}") from None
     except UnicodeDecodeError:
-        raise error(f"{what} {path} is not a text file (not UTF-8); expected a YAML mapping of config "
-                    f"sections (model, data, optim, train, ...)") from None
+        raise error(f"{what} {path} is not a text file (not UTF-8); expected {expected}") from None
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror or e}") from None
 
