@@ -60,26 +60,92 @@ class TemporalBatchNorm(nn.Module):
                 momentum = 1.0 / float(self.num_batches_tracked)
         T, B = x.shape[:2]
         weight = self.weight * self.scale
-        y = F.batch_norm(x.reshape(T * B, *x.shape[2:]), self.running_mean, self.running_var,
-                         weight, self.bias, self.training, momentum or 0.0, self.eps)
-        if not torch.compiler.is_compiling():
+        x2 = x.reshape(T * B, *x.shape[2:])
+        compiling = torch.compiler.is_compiling()
+        batch = None
+        if self.training and not compiling and _affine_replays_batch_norm(x2):
+            # what F.batch_norm calls here, keeping the batch statistics it returns for renormalize
+            y, mean, invstd = torch.native_batch_norm(x2, weight, self.bias, self.running_mean, self.running_var,
+                                                      True, momentum or 0.0, self.eps)
+            batch = (mean.detach(), invstd.detach())
+        else:
+            y = F.batch_norm(x2, self.running_mean, self.running_var, weight, self.bias, self.training,
+                             momentum or 0.0, self.eps)
+        if not compiling:
             frozen = None if self.training else (self.running_mean.clone(), self.running_var.clone())
-            self.last_settings = (weight.detach(), self.bias.detach(), frozen)
+            self.last_settings = (weight.detach(), self.bias.detach(), frozen, batch)
         return y.reshape(x.shape)
 
     def renormalize(self, x: torch.Tensor, settings: tuple) -> torch.Tensor:
         """The output ``forward`` gave for the same ``x`` when it left ``settings``:
         BN of x with x's own batch statistics (training) or the running statistics as they were
-        (evaluation); the running statistics are not updated."""
-        weight, bias, frozen = settings
+        (evaluation); the running statistics are not updated.
+
+        In training, where ``forward`` kept the batch mean μ and 1/σ (``_affine_replays_batch_norm``),
+        no statistics are computed again: the output is the per-channel affine map that ATen's
+        CPU batch norm applies, with its roundings (two fused multiply-adds)::
+
+            a_c = γ'_c · (1/σ_c),   b_c = fma(-μ_c, a_c, β_c),   out = fma(x, a_c, b_c)
+
+        one pass over x instead of three (bit-identical: checked against ``F.batch_norm`` once per
+        dtype, see ``_affine_replays_batch_norm``, and in the tests)."""
+        weight, bias, frozen, batch = settings
         T, B = x.shape[:2]
+        x2 = x.reshape(T * B, *x.shape[2:])
+        if batch is not None:
+            return _batch_norm_affine(x2, weight, bias, *batch).reshape(x.shape)
         mean, var = (None, None) if frozen is None else frozen
-        y = F.batch_norm(x.reshape(T * B, *x.shape[2:]), mean, var, weight, bias, frozen is None, 0.0, self.eps)
+        y = F.batch_norm(x2, mean, var, weight, bias, frozen is None, 0.0, self.eps)
         return y.reshape(x.shape)
 
     def extra_repr(self) -> str:
         kind = f"tdBN alpha={self.alpha:.4g}, v_threshold={self.v_threshold:g}" if self.threshold_dependent else "BN"
         return f"{self.num_features}, {kind}, eps={self.eps}, momentum={self.momentum}"
+
+
+def _batch_norm_affine(x: torch.Tensor, weight, bias, mean, invstd) -> torch.Tensor:
+    """Training-mode batch norm of ``x`` [N, C, ...] from its batch ``mean`` and ``invstd``, in
+    the order and roundings of ATen's CPU kernel (see ``TemporalBatchNorm.renormalize``):
+    ``addcmul`` is one fused multiply-add per element on the CPU."""
+    alpha = invstd * weight
+    beta = torch.addcmul(bias, mean, alpha, value=-1)
+    shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
+    return torch.addcmul(beta.view(shape), x, alpha.view(shape))
+
+
+#: (device type, dtype) -> whether ``_batch_norm_affine`` reproduces ``F.batch_norm`` bit for bit
+_AFFINE_EXACT: dict[tuple, bool] = {}
+
+
+def _affine_replays_batch_norm(x: torch.Tensor) -> bool:
+    """Whether ``renormalize`` may replay a training-mode BN of ``x`` as ``_batch_norm_affine``:
+    on the CPU, in float32/float64 without autocast, and where that formula matched
+    ``F.batch_norm`` bit for bit on a probe (once per dtype; the probe covers vectorised and
+    scalar tails, 2-d and 4-d input). The roundings are those of ATen's compiled CPU kernel, so
+    a build that rounds differently fails the probe and keeps the full BN recomputation; a GPU
+    (cuDNN's kernels) always keeps it."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
+        return False
+    key = (x.device.type, x.dtype)
+    ok = _AFFINE_EXACT.get(key)
+    if ok is None:
+        ok = _AFFINE_EXACT[key] = _probe_affine(x.dtype)
+    return ok
+
+
+def _probe_affine(dtype: torch.dtype) -> bool:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for shape in ((64, 5), (8, 16, 7, 9), (4, 3, 16, 16), (33, 19)):
+            C = shape[1]
+            x = torch.randn(shape, generator=gen, dtype=dtype) * 3 + 1
+            w = torch.rand(C, generator=gen, dtype=dtype) + 0.1
+            b = torch.randn(C, generator=gen, dtype=dtype)
+            ref, mean, invstd = torch.native_batch_norm(x, w, b, None, None, True, 0.0, 1e-5)
+            if not (torch.equal(ref, F.batch_norm(x, None, None, w, b, True, 0.0, 1e-5))
+                    and torch.equal(ref, _batch_norm_affine(x, w, b, mean, invstd))):
+                return False
+    return True
 
 
 def make_norm(kind: str, num_features: int, dims: int = 2, alpha: float = 1.0,

@@ -76,3 +76,35 @@ def test_time_fold_and_repeat():
     torch.testing.assert_close(y[1], conv(x[1]))
     r = repeat_time(torch.randn(3, 2), 4)
     assert r.shape == (4, 3, 2) and torch.equal(r[0], r[3])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(3, 5, 6, 7, 9), (2, 4, 6, 16, 16), (3, 11, 6)])
+def test_renormalize_replays_training_batch_norm_bit_for_bit(dtype, shape):
+    # the fast replay (per-channel affine from the kept batch statistics) is what runs on this
+    # CPU — asserted, so the equality below is not a comparison of BN with itself
+    from inflor.norm import _affine_replays_batch_norm
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=dtype) * 2 + 0.5
+    bn = TemporalBatchNorm(6, dims=len(shape) - 3 if len(shape) == 5 else 1, alpha=0.7).to(dtype)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+    y = bn(x)
+    assert _affine_replays_batch_norm(x.reshape(-1, *x.shape[2:]))
+    assert bn.last_settings[3] is not None
+    running = bn.running_mean.clone()
+    assert torch.equal(bn.renormalize(x, bn.last_settings), y)
+    assert torch.equal(bn.running_mean, running)
+
+
+def test_renormalize_keeps_batch_norm_where_the_replay_is_not_proven():
+    from inflor.norm import _affine_replays_batch_norm
+    x = torch.randn(8, 3, 4, 4)
+    assert not _affine_replays_batch_norm(x.half())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _affine_replays_batch_norm(x)
+        bn = TemporalBatchNorm(3)
+        y = bn(x.view(2, 4, 3, 4, 4))
+        assert bn.last_settings[3] is None
+        assert torch.equal(bn.renormalize(x.view(2, 4, 3, 4, 4), bn.last_settings), y)
