@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bitpack import pack_spikes, unpack_spikes
+from .bitpack import pack_kept_spikes, unpack_spikes
 from .functional import check_multistep
 
 
@@ -75,7 +75,7 @@ class _SpikeConv2dFn(torch.autograd.Function):
         ctx.channels_last = (x.dim() == 4 and not x.is_contiguous()
                              and x.is_contiguous(memory_format=torch.channels_last))
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(pack_spikes(x) if weight.requires_grad else None, weight)
+        ctx.save_for_backward(pack_kept_spikes(x) if weight.requires_grad else None, weight)
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
@@ -104,7 +104,7 @@ class _SpikeLinearFn(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(pack_spikes(x) if weight.requires_grad else None, weight)
+        ctx.save_for_backward(pack_kept_spikes(x) if weight.requires_grad else None, weight)
         return F.linear(x, weight, bias)
 
     @staticmethod

@@ -32,7 +32,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .bitpack import pack_spikes, unpack_spikes
+from .bitpack import pack_kept_spikes, unpack_spikes
 from .neuron import BaseNode
 from .norm import TemporalBatchNorm
 
@@ -95,7 +95,7 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
         if r_norm is not None:
             r = ("norm", keep(ex[1].detach()), r_settings)
         elif ex is not None:
-            r = (("bits", keep(pack_spikes(ex)), ex.shape, ex.dtype) if extra_spikes
+            r = (("bits", keep(pack_kept_spikes(ex)), ex.shape, ex.dtype) if extra_spikes
                  else ("t", keep(ex.detach())))
         return ("z", keep(yy.detach()), settings, r, t.shape, t.stride())
 

@@ -133,3 +133,32 @@ def test_pair_holds_no_float_copy_of_its_neuron_input_or_shortcut_spikes():
     assert ref_x() is None and seen["z"]() is None
     s.sum().backward()
     assert y.grad is not None and x.grad is not None
+
+
+def test_block_input_spikes_are_packed_once_for_its_conv_and_its_shortcut(monkeypatch):
+    from inflor import bitpack
+    from inflor.layers import SpikeConv2d, TimeFold
+    calls = []
+    real = bitpack.pack_spikes
+    monkeypatch.setattr(bitpack, "pack_spikes", lambda t: calls.append(t) or real(t))
+    norm, neuron, y = _pair(torch.float32, 2, kind="lif")
+    conv = TimeFold(SpikeConv2d(6, 6, 3, padding=1))
+    x = (torch.rand_like(y) < 0.3).float().requires_grad_(True)
+
+    def block(x, paired):
+        h = conv(x)
+        return norm_neuron(norm, neuron, h, x, extra_spikes=True) if paired else neuron(norm(h) + x)
+    xs = x * 1.0
+    s = block(xs, True)
+    assert len(calls) == 1 and calls[0]._base is xs  # conv (a TimeFold view) and shortcut: one packing
+    g = torch.linspace(-1, 1, s.numel()).view(s.shape)
+    grads = torch.autograd.grad((s * g).sum(), [x, conv.module.weight])
+    ref = torch.autograd.grad((block(x * 1.0, False) * g).sum(), [x, conv.module.weight])
+    assert all(torch.equal(a, b) for a, b in zip(grads, ref))
+    xs2 = x * 1.0
+    conv(xs2)
+    n = len(calls)
+    with torch.no_grad():
+        xs2[0] = 0.0                                     # changed in place: packed again
+    norm_neuron(norm, neuron, torch.randn_like(y), xs2, extra_spikes=True)
+    assert len(calls) == n + 1

@@ -141,3 +141,42 @@ def test_under_cpu_bfloat16_autocast_equals_the_plain_layer(make):
         grads.append(m.weight.grad.clone())
     assert outs[1].dtype == outs[0].dtype == torch.bfloat16
     assert torch.equal(outs[0], outs[1]) and torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("numel", [8 * 1024, 8 * 1024 + 5])
+def test_compiled_pack_and_unpack_equal_the_plain_code(dtype, numel):
+    # at least COMPILE_MIN_NUMEL elements: the compiled kernels run; the plain functions they
+    # compile (and fall back to) are the reference, the last partial byte included
+    from inflor import bitpack
+    assert numel >= bitpack.COMPILE_MIN_NUMEL
+    x = (torch.rand(numel, generator=torch.Generator().manual_seed(1)) < 0.3).to(dtype)
+    packed = pack_spikes(x)
+    padded = torch.cat([x, x.new_zeros((-numel) % 8)]).view(-1, 8)
+    ref, bad = bitpack._pack_rows(padded)
+    assert not bool(bad) and torch.equal(packed, ref) and packed.numel() == (numel + 7) // 8
+    assert torch.equal(unpack_spikes(packed, (numel,), dtype), x)
+    assert torch.equal(bitpack._unpack_rows(packed, dtype).reshape(-1)[:numel], x)
+    x[numel - 1] = 0.5          # in the compiled pass, at the very end
+    with pytest.raises(ValueError, match="binary input.*0.5"):
+        pack_spikes(x)
+
+
+def test_helper_kernel_falls_back_to_plain_code_with_one_warning(monkeypatch):
+    from inflor.fused import compilation
+
+    def broken(*a, **k):
+        raise RuntimeError("no compiler here")
+    monkeypatch.setattr(compilation, "_HELPERS", {})
+    monkeypatch.setattr(compilation, "_FAILED", set())
+    monkeypatch.setattr(compilation, "_WARNED", set())
+    monkeypatch.setattr(compilation.torch, "compile", lambda *a, **k: broken)
+    x = (torch.rand(16384) < 0.5).float()
+    with pytest.warns(RuntimeWarning, match="compiling the pack_spikes kernel failed.*no compiler here"):
+        packed = pack_spikes(x)
+    with pytest.warns(RuntimeWarning, match="compiling the unpack_spikes kernel failed"):
+        assert torch.equal(unpack_spikes(packed, x.shape, x.dtype), x)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(pack_spikes(x), packed)     # remembered: no second warning, no retry

@@ -177,6 +177,40 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
     return run
 
 
+# ----------------------------------------------------------------------------------------------
+# Small helper kernels (e.g. ``inflor.bitpack``'s): one function, compiled on first use
+# ----------------------------------------------------------------------------------------------
+_HELPERS: dict[tuple, Callable] = {}
+
+
+def compiled_or_eager(fn: Callable, name: str, *args):
+    """``fn(*args)`` through ``torch.compile`` (sizes dynamic, one graph), compiled on first use per
+    name, device type, the dtypes among ``args`` and the CPU thread count (see
+    ``_thread_options``), so each such kernel has its own recompile budget; where compiling fails, warn
+    once and run ``fn`` itself from then on: the same result, slower. Inside a caller's
+    ``torch.compile`` trace, ``fn`` is traced into the caller's graph instead."""
+    if torch.compiler.is_compiling():
+        return fn(*args)
+    device_type = next(a.device.type for a in args if isinstance(a, torch.Tensor))
+    dtypes = tuple(a.dtype if isinstance(a, torch.Tensor) else a for a in args
+                   if isinstance(a, (torch.Tensor, torch.dtype)))
+    key = ("helper", name, device_type, dtypes, _cpu_threads(device_type))
+    if key not in _FAILED and device_type in ("cpu", "cuda", "xpu"):
+        compiled = _HELPERS.get(key)
+        if compiled is None:
+            options = dict(_thread_options(key[-1]))
+            compiled = _HELPERS[key] = torch.compile(_fresh_function(fn, f"inflor_{name}"), dynamic=True,
+                                                     fullgraph=True, options=options)
+        try:
+            return compiled(*args)
+        except Exception as exc:  # compilation unavailable or broken: remember, warn once
+            _FAILED.add(key)
+            _warn_once(f"compile-{name}", f"inflor: compiling the {name} kernel failed ({type(exc).__name__}: "
+                                          f"{str(exc).splitlines()[0] if str(exc) else ''}); running it "
+                                          "uncompiled (same result, slower)")
+    return fn(*args)
+
+
 # which arguments of a kernel have sizes: time-first ones (dimension 0 is T) and the rest
 _TIME_FIRST = {"fwd": (0,), "bwd": (0, 1)}
 _SIZED = {"fwd": (2, 3), "bwd": (3, 4, 5, 6, 9, 10)}
