@@ -31,7 +31,9 @@ Definitions (docs/performance.md has the full text):
   storages, parameters included), and the **peak** resident memory of a whole step (forward,
   backward, SGD step) above the memory at its start, read from Linux's ``VmHWM`` with glibc's mmap
   threshold fixed at 64 KiB (the script re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536``
-  when the part runs), so every tensor is returned to the system when freed.
+  when the part runs), so every tensor is returned to the system when freed; and the step time:
+  the median of 2 × 3 steps per row, each row run in processes of its own with glibc's default
+  allocator (see ``step_times_in_children``).
 """
 from __future__ import annotations
 
@@ -318,7 +320,7 @@ def peak_rss_step_bytes(step) -> int | None:
     return _status_bytes("VmHWM") - start
 
 
-def bench_memory(shape, batch: int, Ts, peers: dict) -> dict:
+def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str = "default") -> dict:
     gen = torch.Generator().manual_seed(0)
     leaf = torch.randn(shape, generator=gen).requires_grad_(True)
     in_bytes = leaf.numel() * leaf.element_size()
@@ -335,24 +337,31 @@ def bench_memory(shape, batch: int, Ts, peers: dict) -> dict:
         v["fraction_of_sj"] = v["bytes_per_input_byte"] / sj if sj else None
 
     return {"neuron_shape": list(shape), "per_layer": per_layer,
-            "training_step": bench_training_memory(batch, Ts, peers, gen)}
+            "training_step": bench_training_memory(batch, Ts, peers, rounds, allocator)}
 
 
-def memory_variants(net_name: str, T: int, peers: dict, example) -> dict:
-    """The training-step memory rows: name -> (model, bptt mode)."""
+def memory_variants(net_name: str, T: int, peers: dict, example, only: str | None = None) -> dict:
+    """The training-step memory rows: name -> (model, bptt mode); with ``only``, that row alone
+    (the others are not built)."""
     torch.manual_seed(0)
     inflor = NETWORKS[net_name](timesteps=T, neuron="lif", neuron_options={"backend": "fused"})
-    out = {"ANN twin (ReLU)": (swap_neurons(inflor, nn.ReLU), "full"),
-           "inflor, full BPTT": (inflor, "full")}
-    if ONLINE is not None:
+    want = lambda name: only is None or only == name   # noqa: E731
+    out = {}
+    if want("ANN twin (ReLU)"):
+        out["ANN twin (ReLU)"] = (swap_neurons(inflor, nn.ReLU), "full")
+    if want("inflor, full BPTT"):
+        out["inflor, full BPTT"] = (inflor, "full")
+    if ONLINE is not None and want("inflor, online"):
         out["inflor, online"] = (copy.deepcopy(inflor), "online")
     if "SpikingJelly" in peers:
         version, cls = peers["SpikingJelly"]
-        sj = swap_neurons(inflor, cls)
-        out[f"SpikingJelly {version} (eager)"] = (sj, "full")
-        memopt = sj_memopt(copy.deepcopy(sj), example)
+        eager, opt = f"SpikingJelly {version} (eager)", f"SpikingJelly {version} + memopt level 1"
+        sj = swap_neurons(inflor, cls) if want(eager) or want(opt) else None
+        if want(eager):
+            out[eager] = (sj, "full")
+        memopt = sj_memopt(copy.deepcopy(sj), example) if want(opt) else None
         if memopt is not None:
-            out[f"SpikingJelly {version} + memopt level 1"] = (memopt, "full")
+            out[opt] = (memopt, "full")
     return out
 
 
@@ -370,30 +379,43 @@ def sj_memopt(model: nn.Module, example):
         return optimize_memory(model, (ConvUnit, LinearUnit, BasicBlock), lambda m: m(example), level=1)
 
 
-def bench_training_memory(batch: int, Ts, peers: dict, gen) -> dict:
+def _variant_steps(net_name: str, T: int, peers: dict, images, labels, only: str | None = None) -> dict:
+    """name -> (model, bptt mode, its training step) of each memory row (``memory_variants``;
+    ``only``: that row alone), in train mode."""
+    steps = {}
+    for name, (model, mode) in memory_variants(net_name, T, peers, images[:2], only).items():
+        model.train()
+        steps[name] = (model, mode, train_step(model, images, labels) if mode == "full"
+                       else ONLINE(model, images, labels))
+    return steps
+
+
+def _batch(batch: int):
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(batch, 3, 32, 32, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
+
+
+def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: str = "default") -> dict:
     """Per network and T: saved-for-backward MiB (saved-tensor hooks, distinct storages, one
-    training forward), peak MiB of a whole step (``peak_rss_step_bytes``) and the step time
-    (one timed step after a warm-up step), each also as a ratio to the ANN twin."""
-    images = torch.randn(batch, 3, 32, 32, generator=gen)
-    labels = torch.randint(0, 10, (batch,), generator=gen)
+    training forward) and the peak MiB of a whole step (``peak_rss_step_bytes``), measured here
+    (with the fixed mmap threshold); and the median step time, each row timed in processes of its
+    own (``step_times_in_children``). Each also as a ratio to the ANN twin."""
+    images, labels = _batch(batch)
     loss_fn = nn.CrossEntropyLoss()
+    times = step_times_in_children(batch, Ts, rounds, peers, allocator=allocator)
     out = {}
     for net_name in NETWORKS:
         by_T = {}
         for T in Ts:
             rows = {}
-            for name, (model, mode) in memory_variants(net_name, T, peers, images[:2]).items():
-                model.train()
-                step = (train_step(model, images, labels) if mode == "full"
-                        else ONLINE(model, images, labels))
+            for name, (model, mode, step) in _variant_steps(net_name, T, peers, images, labels).items():
                 step()   # compile / allocate gradients and optimizer state outside the measurement
                 saved = saved_bytes(lambda: loss_fn(model(images).mean(0), labels)) if mode == "full" else None
                 peak = peak_rss_step_bytes(step)
-                t0 = time.perf_counter()
-                step()
+                t = (times or {}).get(net_name, {}).get(str(T), {}).get(name, {})
                 rows[name] = {"saved_mib": None if saved is None else saved / 2 ** 20,
                               "peak_mib": None if peak is None else peak / 2 ** 20,
-                              "step_s": time.perf_counter() - t0}
+                              "step_s": t.get("median_s"), "step_s_min": t.get("min_s")}
                 print(f"  {net_name} T={T} {name}: {rows[name]}", flush=True)
             ann = rows["ANN twin (ReLU)"]
             for r in rows.values():
@@ -401,7 +423,77 @@ def bench_training_memory(batch: int, Ts, peers: dict, gen) -> dict:
                     r[f"{k}_x_ann"] = None if r[k] is None or not ann[k] else r[k] / ann[k]
             by_T[str(T)] = rows
         out[net_name] = by_T
-    return {"batch": batch, "networks": out}
+    return {"batch": batch, "rounds": rounds, "step_allocator": allocator, "networks": out}
+
+
+def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, with_peers: bool) -> list[float]:
+    """Wall times (s) of ``rounds`` training steps of one memory row, after a warm-up step (run
+    by ``step_times_in_children`` in a process of its own)."""
+    peers = peer_lib.available() if with_peers else {}
+    images, labels = _batch(batch)
+    built = _variant_steps(net_name, T, peers, images, labels, only=row)
+    if not built:       # e.g. SpikingJelly's memopt declined this network: no row, no times
+        return []
+    (_, _, step), = built.values()
+    step()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+#: ``--step-allocator heap``: glibc settings under which freed tensors stay in the heap for reuse
+#: instead of going back to the system (no page faults on the next step's allocations), the
+#: effect the allocators PyTorch recommends for CPU training (jemalloc, tcmalloc) also have
+HEAP_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "2000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+
+
+def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int = 2,
+                           allocator: str = "default") -> dict:
+    """Median and min step time (s) of each memory row, per network and T, each row timed as a
+    training run is, in a process of its own with glibc's default allocator: ``row_step_times``
+    (a warm-up step, then ``rounds`` steps), ``passes`` times over the rows in turn, so that load
+    drifts hit every row alike. Own processes, because rows timed in one process found the
+    allocator's cache emptied or fragmented by each other's tensors (on this CPU that cost a row
+    up to 30%, whichever ran after a larger one); and the memory measurement's fixed mmap
+    threshold would charge every row for its allocations rather than its work. ``allocator``:
+    ``"default"`` (glibc's own settings) or ``"heap"`` (``HEAP_ALLOCATOR``)."""
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    if allocator == "heap":
+        env.update(HEAP_ALLOCATOR)
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import torch; "
+            "torch.set_num_threads(int(sys.argv[2])); import run; "
+            "print(json.dumps(run.row_step_times(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], "
+            "int(sys.argv[7]), sys.argv[8] == '1')))")
+    times: dict = {}
+    for _ in range(passes):
+        for net_name in NETWORKS:
+            for T in Ts:
+                for row in _row_names(peers):
+                    proc = subprocess.run(
+                        [sys.executable, "-c", code, str(HERE), str(torch.get_num_threads()), net_name, str(T),
+                         str(batch), row, str(rounds), "1" if peers else "0"],
+                        env=env, capture_output=True, text=True)
+                    if proc.returncode != 0:
+                        print(f"  step times {net_name} T={T} {row}: failed\n{proc.stderr[-2000:]}", flush=True)
+                        continue
+                    got = json.loads(proc.stdout.strip().splitlines()[-1])
+                    times.setdefault(net_name, {}).setdefault(str(T), {}).setdefault(row, []).extend(got)
+                    print(f"  step times {net_name} T={T} {row}: {' '.join(f'{t:.2f}' for t in got)} s", flush=True)
+    return {net: {T: {row: {"median_s": statistics.median(v), "min_s": min(v)} for row, v in by_row.items()}
+                  for T, by_row in by_T.items()} for net, by_T in times.items()}
+
+
+def _row_names(peers: dict) -> list[str]:
+    """The memory rows' names, in table order (as ``memory_variants`` names them)."""
+    names = ["ANN twin (ReLU)", "inflor, full BPTT"] + (["inflor, online"] if ONLINE is not None else [])
+    if "SpikingJelly" in peers:
+        version = peers["SpikingJelly"][0]
+        names += [f"SpikingJelly {version} (eager)", f"SpikingJelly {version} + memopt level 1"]
+    return names
 
 
 #: the online-through-time training step (``train.bptt: online``), when inflor has it
@@ -551,8 +643,9 @@ def report(results: dict) -> str:
                 for k, v in res.items():
                     rows.append([k, T, fmt(v["saved_mib"], ".0f"), fmt(v["saved_mib_x_ann"]),
                                  fmt(v["peak_mib"], ".0f"), fmt(v["peak_mib_x_ann"]),
-                                 fmt(v["step_s"], ".1f"), fmt(v["step_s_x_ann"])])
-            out.append(table(f"(c) training step memory and time, {net}, B={tm['batch']}, 32×32",
+                                 fmt(v["step_s"], ".2f"), fmt(v["step_s_x_ann"])])
+            out.append(table(f"(c) training step memory and time, {net}, B={tm['batch']}, 32×32 "
+                             f"(step s: median of 2×{tm.get('rounds', 1)} steps, {tm.get('step_allocator', 'default')} allocator)",
                              ["", "T", "saved MiB", "× ANN", "peak MiB", "× ANN", "step s", "× ANN"], rows))
     return "\n".join(out)
 
@@ -609,6 +702,13 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=["neuron", "network", "memory", "warmup", "compile"], action="append",
                     help="run only these parts (repeatable)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    ap.add_argument("--memory-batch", type=int, default=None,
+                    help="batch of the training-step memory part (default 8 with --quick, else 32)")
+    ap.add_argument("--memory-timesteps", type=int, nargs="+", default=[4, 8, 16],
+                    help="T of the training-step memory part (default 4 8 16)")
+    ap.add_argument("--step-allocator", choices=["default", "heap"], default="default",
+                    help="glibc settings of the processes that time the memory part's steps: its defaults, or "
+                         "freed memory kept in the heap (see HEAP_ALLOCATOR)")
     ap.add_argument("--no-peers", action="store_true", help="leave out SpikingJelly, snnTorch and Norse")
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--baseline", default=str(HERE / "baseline.json"))
@@ -642,7 +742,8 @@ def main(argv=None) -> int:
         print(report({"network": results["network"]}), flush=True)
     if "memory" in parts:
         shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
-        results["memory"] = bench_memory(shape, 8 if q else 32, (4, 8, 16), peers)
+        batch = args.memory_batch or (8 if q else 32)
+        results["memory"] = bench_memory(shape, batch, tuple(args.memory_timesteps), peers, 3, args.step_allocator)
         print(report({"memory": results["memory"]}), flush=True)
     if "warmup" in parts:
         results["warmup"] = bench_warmup(torch.get_num_threads())

@@ -24,8 +24,6 @@ import weakref
 
 import torch
 
-Tensor = torch.Tensor
-
 from .fused.compilation import compiled_or_eager
 
 Tensor = torch.Tensor
@@ -86,9 +84,13 @@ def _pack_spikes_fake(x: Tensor) -> Tensor:
     return x.new_empty((packed_numel(x.numel()),), dtype=torch.uint8)
 
 
-#: what ``pack_kept_spikes`` packed last: (weak reference to the tensor's root — the tensor a view
-#: was taken of, or itself —, the memory it read, the bytes)
-_LAST: list = [None]
+#: what ``pack_kept_spikes`` packed last, newest first: (weak reference to the tensor's root —
+#: the tensor a view was taken of, or itself —, the memory it read, the bytes)
+_RECENT: list = []
+#: how many packings ``pack_kept_spikes`` remembers: a residual block packs its input for its
+#: first conv (and a 1×1 shortcut conv), then its inner spikes for its second conv, and then its
+#: input again for an identity shortcut
+RECENT = 4
 
 
 def _memory(x: Tensor) -> tuple:
@@ -98,19 +100,24 @@ def _memory(x: Tensor) -> tuple:
 
 
 def pack_kept_spikes(x: Tensor) -> Tensor:
-    """``pack_spikes(x)``, or the bytes of the previous call if that packed the same memory of
-    the same live tensor (``x`` or a contiguous view of it, e.g. a ``TimeFold`` reshape), unchanged
-    since (same version counter): a residual block's input spikes are kept by its first conv and
-    by its shortcut (an identity's spikes, or a 1×1 spike conv), and are packed once, into one
-    storage kept by all. Holds a weak reference only (and the packed bytes until the next call)."""
-    if torch.compiler.is_compiling() or not x.is_contiguous():
+    """``pack_spikes(x)``, or the bytes of one of the last ``RECENT`` calls if that packed the same
+    memory of the same live activation (``x`` or a contiguous view of it, e.g. a ``TimeFold``
+    reshape), unchanged since (same version counter): a residual block's input spikes are kept
+    by its first conv and by its shortcut (an identity's spikes, or a 1×1 spike conv), and are
+    packed once, into one storage kept by both. Only activations (tensors with a ``grad_fn``)
+    are remembered — writes through ``.data`` or NumPy, which a reused input buffer might get,
+    skip the version counter. Holds weak references only (and the small packed bytes)."""
+    if (torch.compiler.is_compiling() or x.grad_fn is None or not x.is_contiguous() or x.is_inference()
+            or x.device.type == "meta"):
         return pack_spikes(x)
     root = x if x._base is None else x._base
-    last = _LAST[0]
-    if last is not None and last[0]() is root and last[1] == _memory(x):
-        return last[2]
+    key = _memory(x)
+    for ref, memory, packed in _RECENT:
+        if ref() is root and memory == key:
+            return packed
     packed = pack_spikes(x)
-    _LAST[0] = (weakref.ref(root), _memory(x), packed)
+    _RECENT.insert(0, (weakref.ref(root), key, packed))
+    del _RECENT[RECENT:]
     return packed
 
 

@@ -64,7 +64,9 @@ class TemporalBatchNorm(nn.Module):
         compiling = torch.compiler.is_compiling()
         batch = None
         if self.training and not compiling and _affine_replays_batch_norm(x2):
-            # what F.batch_norm calls here, keeping the batch statistics it returns for renormalize
+            # what F.batch_norm calls here (after its batch-size check), keeping the batch
+            # statistics it returns for renormalize
+            F._verify_batch_size(x2.size())
             y, mean, invstd = torch.native_batch_norm(x2, weight, self.bias, self.running_mean, self.running_var,
                                                       True, momentum or 0.0, self.eps)
             batch = (mean.detach(), invstd.detach())
@@ -119,13 +121,16 @@ _AFFINE_EXACT: dict[tuple, bool] = {}
 
 def _affine_replays_batch_norm(x: torch.Tensor) -> bool:
     """Whether ``renormalize`` may replay a training-mode BN of ``x`` as ``_batch_norm_affine``:
-    on the CPU, in float32/float64 without autocast, and where that formula matched
+    on the CPU, in float32/float64 without autocast, for contiguous (or channels-last) input, and
+    where that formula matched
     ``F.batch_norm`` bit for bit on a probe (once per dtype; the probe covers vectorised and
     scalar tails, 2-d and 4-d input). The roundings are those of ATen's compiled CPU kernel, so
     a build that rounds differently fails the probe and keeps the full BN recomputation; a GPU
     (cuDNN's kernels) always keeps it."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
         return False
+    if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
+        return False        # ATen's strided fallback rounds differently
     key = (x.device.type, x.dtype)
     ok = _AFFINE_EXACT.get(key)
     if ok is None:
@@ -136,9 +141,12 @@ def _affine_replays_batch_norm(x: torch.Tensor) -> bool:
 def _probe_affine(dtype: torch.dtype) -> bool:
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for shape in ((64, 5), (8, 16, 7, 9), (4, 3, 16, 16), (33, 19)):
+        for shape, layout in (((64, 5), None), ((8, 16, 7, 9), None), ((4, 3, 16, 16), None), ((33, 19), None),
+                              ((6, 20, 5, 7), torch.channels_last)):
             C = shape[1]
             x = torch.randn(shape, generator=gen, dtype=dtype) * 3 + 1
+            if layout is not None:
+                x = x.contiguous(memory_format=layout)
             w = torch.rand(C, generator=gen, dtype=dtype) + 0.1
             b = torch.randn(C, generator=gen, dtype=dtype)
             ref, mean, invstd = torch.native_batch_norm(x, w, b, None, None, True, 0.0, 1e-5)

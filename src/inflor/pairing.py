@@ -9,8 +9,11 @@ y (which the norm keeps anyway) and the norm's per-channel settings. The backwar
     z = norm.renormalize(y, settings)        (TemporalBatchNorm: BN of y with its own batch
                                               statistics, or the frozen running ones in eval)
 
-with the very call the forward made (under the forward's autocast state), so z — and every gradient — is bit-identical to the
-unpaired ``neuron(norm(y))`` (tested). Cost: one more BN forward per layer in backward.
+under the forward's autocast state, reproducing the forward's z bit for bit (the same BN call,
+or in training on the CPU its per-channel affine map from the batch statistics the forward
+kept, with ATen's roundings: see ``TemporalBatchNorm.renormalize``), so every gradient is
+bit-identical to the unpaired ``neuron(norm(y))`` (tested). Cost: one pass over y per layer in
+backward (a whole BN forward where the affine replay is not proven exact, e.g. on a GPU).
 
 ``extra`` (a residual pair ``neuron(norm(y) + r)``): ``r`` is added after the norm in both
 passes. It is either a tensor — kept as bits (``inflor.bitpack``) when ``extra_spikes`` says it

@@ -108,3 +108,18 @@ def test_renormalize_keeps_batch_norm_where_the_replay_is_not_proven():
         y = bn(x.view(2, 4, 3, 4, 4))
         assert bn.last_settings[3] is None
         assert torch.equal(bn.renormalize(x.view(2, 4, 3, 4, 4), bn.last_settings), y)
+
+
+def test_strided_input_keeps_the_batch_norm_recompute_and_stays_exact():
+    # a transposed or cropped view rounds differently in ATen's strided path: no affine replay
+    x = torch.randn(3, 4, 6, 9, 9)
+    for view in (x.transpose(3, 4), x[..., :7]):
+        bn = TemporalBatchNorm(6)
+        y = bn(view)
+        assert bn.last_settings[3] is None
+        assert torch.equal(bn.renormalize(view, bn.last_settings), y)
+
+
+def test_one_value_per_channel_in_training_is_refused_as_torch_does():
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        TemporalBatchNorm(4, dims=1)(torch.randn(1, 1, 4))

@@ -73,3 +73,27 @@ def test_unspike_gives_the_torch_layers_for_an_ann_twin():
     unspike(model)
     assert not spike_layers(model)
     model(torch.rand(2, 1, 8, 8)).sum().backward()
+
+
+def test_a_resnet_packs_each_block_input_once_for_conv_and_shortcut(monkeypatch):
+    # every block of this ResNet-19-shaped net sees spikes: its first conv packs them, and its
+    # shortcut (an identity's spikes, or a 1×1 spike conv) reuses those bytes
+    from inflor import bitpack
+    from inflor.models.blocks import BasicBlock
+    from inflor.models.resnet import SpikingResNet
+    real, kept = [], []
+    pack, pack_kept = bitpack.pack_spikes, bitpack.pack_kept_spikes
+    monkeypatch.setattr(bitpack, "pack_spikes", lambda t: real.append(t) or pack(t))
+    torch.manual_seed(0)
+    model = SpikingResNet(10, stem=[(8, 3, 1)], stages=[(8, 2, 1), (16, 1, 2)], timesteps=2,
+                          neuron_options={"backend": "fused"})
+    blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 3 and all(b.input_spikes for b in blocks)
+    import inflor.layers
+    import inflor.pairing
+    for mod in (inflor.layers, inflor.pairing):
+        monkeypatch.setattr(mod, "pack_kept_spikes", lambda t: kept.append(t) or pack_kept(t))
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    # packings asked for: per block conv1, conv2 and the shortcut (identity or 1×1 conv)
+    assert len(kept) == 3 * len(blocks)
+    assert len(real) == len(kept) - len(blocks)

@@ -170,6 +170,7 @@ def test_helper_kernel_falls_back_to_plain_code_with_one_warning(monkeypatch):
     monkeypatch.setattr(compilation, "_HELPERS", {})
     monkeypatch.setattr(compilation, "_FAILED", set())
     monkeypatch.setattr(compilation, "_WARNED", set())
+    monkeypatch.setattr(compilation, "_READY", set())
     monkeypatch.setattr(compilation.torch, "compile", lambda *a, **k: broken)
     x = (torch.rand(16384) < 0.5).float()
     with pytest.warns(RuntimeWarning, match="compiling the pack_spikes kernel failed.*no compiler here"):
@@ -180,3 +181,11 @@ def test_helper_kernel_falls_back_to_plain_code_with_one_warning(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert torch.equal(pack_spikes(x), packed)     # remembered: no second warning, no retry
+
+
+def test_spikes_made_in_inference_mode_train_a_spike_layer():
+    with torch.inference_mode():
+        x = (torch.rand(4, 16) < 0.5).float()
+    lin = SpikeLinear(16, 3)
+    lin(x).sum().backward()
+    torch.testing.assert_close(lin.weight.grad, torch.ones(3, 1) * x.sum(0))

@@ -92,9 +92,9 @@ from .kernel_math import (_EXP2_POLY, _LOG2E, _SurrogateParams, _cbrt_ge1, _exp2
     _exp_nonpositive, _inflor_sides, _phi_and_grad, _phi_grad, _scale, _surrogate_grad, _tanh_exp,
     _tanh_form, _tanh_form_grad)  # noqa: F401
 from .kernels import (_charge_and_fire, _make_backward, _make_forward, _settings)  # noqa: F401
-from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _INDUCTOR_OPTIONS, _KERNELS, _LOCK,
-    _READY, _SIZED, _TIME_FIRST, _WARNED, _cpu_threads, _dyn, _fresh_function, _kernel,
-    _kernel_key, _present, _run, _standalone, _thread_options, _warn_once)  # noqa: F401
+from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _HELPERS, _INDUCTOR_OPTIONS, _KERNELS,
+    _LOCK, _READY, _SIZED, _TIME_FIRST, _WARNED, _cpu_threads, _dyn, _fresh_function, _kernel,
+    _kernel_key, _present, _run, _standalone, _thread_options, _warn_once, compiled_or_eager)  # noqa: F401
 from .ops import (MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, Tensor, _NeuronFn, _channel_shape,
     _chunks, _layout, _neuron_backward_op_fake, _neuron_op_backward, _neuron_op_fake,
     _neuron_op_setup, _per_row, _use_rows, neuron_backward, neuron_backward_op, neuron_forward,

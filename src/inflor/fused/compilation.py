@@ -202,12 +202,17 @@ def compiled_or_eager(fn: Callable, name: str, *args):
             compiled = _HELPERS[key] = torch.compile(_fresh_function(fn, f"inflor_{name}"), dynamic=True,
                                                      fullgraph=True, options=options)
         try:
-            return compiled(*args)
+            out = compiled(*args)
         except Exception as exc:  # compilation unavailable or broken: remember, warn once
+            if key in _READY:     # it compiled and ran before: an error of this call, not of compiling
+                raise
             _FAILED.add(key)
             _warn_once(f"compile-{name}", f"inflor: compiling the {name} kernel failed ({type(exc).__name__}: "
                                           f"{str(exc).splitlines()[0] if str(exc) else ''}); running it "
                                           "uncompiled (same result, slower)")
+        else:
+            _READY.add(key)
+            return out
     return fn(*args)
 
 

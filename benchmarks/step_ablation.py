@@ -1,0 +1,93 @@
+"""Where a full-BPTT training step's time goes beyond the ANN twin's: the same network timed
+with each memory mechanism of issue 17 switched off in turn.
+
+    PYTHONPATH=src python benchmarks/step_ablation.py --net ResNet-19/4 -T 4 -B 32
+
+Rows: the ANN twin (ReLU, plain layers); inflor as shipped; without the norm → neuron pairs
+(``inflor.pairing.norm_neuron`` replaced by ``neuron(norm(y) + r)``: the neuron keeps its
+input); without the spike layers (``inflor.layers.unspike``: convs keep float spikes); without
+both. Each row runs step after step as a training loop does (a warm-up step, then ``--steps``
+timed steps), the rows in turn, ``--passes`` times over; medians and ratios to the ANN twin,
+taken in one process. Prints a table and writes JSON (``--out``).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import run as bench  # noqa: E402  (the networks, the ANN twin and the training step of run.py)
+
+from inflor.layers import unspike  # noqa: E402
+from inflor.models import blocks  # noqa: E402
+
+
+def _unpaired(norm, neuron, y, extra=None, extra_spikes=False):
+    """``norm_neuron`` without the pairing: what autograd keeps by itself."""
+    z = norm(y)
+    if extra is None:
+        return neuron(z)
+    return neuron(z + (extra[0](extra[1]) if isinstance(extra, tuple) else extra))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--net", choices=list(bench.NETWORKS), default="ResNet-19/4")
+    ap.add_argument("-T", type=int, default=4)
+    ap.add_argument("-B", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=str(HERE / "results" / "step-ablation.json"))
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    snn = bench.NETWORKS[args.net](timesteps=args.T, neuron="lif", neuron_options={"backend": "fused"})
+    plain = unspike(copy.deepcopy(snn))
+    paired = blocks.norm_neuron
+    rows = {"ANN twin (ReLU)": (bench.swap_neurons(snn, nn.ReLU), paired),
+            "inflor": (snn, paired),
+            "inflor without the norm → neuron pairs": (snn, _unpaired),
+            "inflor without the spike layers": (plain, paired),
+            "inflor without both": (plain, _unpaired)}
+    images, labels = bench._batch(args.B)
+    times = {k: [] for k in rows}
+    try:
+        for _ in range(args.passes):
+            for name, (model, pair) in rows.items():
+                blocks.norm_neuron = pair
+                step = bench.train_step(model.train(), images, labels)
+                step()
+                for _ in range(args.steps):
+                    t = time.perf_counter()
+                    step()
+                    times[name].append(time.perf_counter() - t)
+    finally:
+        blocks.norm_neuron = paired
+    ann = statistics.median(times["ANN twin (ReLU)"])
+    res = {k: {"median_s": statistics.median(v), "min_s": min(v), "x_ann": statistics.median(v) / ann}
+           for k, v in times.items()}
+    title = (f"training step, {args.net}, B={args.B}, T={args.T}, {torch.get_num_threads()} threads "
+             f"(median of {args.passes}×{args.steps} steps)")
+    print(bench.table(title, ["", "median s", "min s", "× ANN"],
+                      [[k, f"{v['median_s']:.3f}", f"{v['min_s']:.3f}", f"{v['x_ann']:.2f}"] for k, v in res.items()]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": bench.environment(torch.get_num_threads()), "net": args.net, "B": args.B,
+                               "T": args.T, "rows": res}, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
