@@ -340,6 +340,14 @@ def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str
             "training_step": bench_training_memory(batch, Ts, peers, rounds, allocator)}
 
 
+#: the training-step memory rows' names (``_row_names`` lists them in table order)
+ROW_ANN, ROW_FULL, ROW_ONLINE = "ANN twin (ReLU)", "inflor, full BPTT", "inflor, online"
+
+
+def _sj_rows(version: str) -> tuple[str, str]:
+    return f"SpikingJelly {version} (eager)", f"SpikingJelly {version} + memopt level 1"
+
+
 def memory_variants(net_name: str, T: int, peers: dict, example, only: str | None = None) -> dict:
     """The training-step memory rows: name -> (model, bptt mode); with ``only``, that row alone
     (the others are not built)."""
@@ -347,15 +355,15 @@ def memory_variants(net_name: str, T: int, peers: dict, example, only: str | Non
     inflor = NETWORKS[net_name](timesteps=T, neuron="lif", neuron_options={"backend": "fused"})
     want = lambda name: only is None or only == name   # noqa: E731
     out = {}
-    if want("ANN twin (ReLU)"):
-        out["ANN twin (ReLU)"] = (swap_neurons(inflor, nn.ReLU), "full")
-    if want("inflor, full BPTT"):
-        out["inflor, full BPTT"] = (inflor, "full")
-    if ONLINE is not None and want("inflor, online"):
-        out["inflor, online"] = (copy.deepcopy(inflor), "online")
+    if want(ROW_ANN):
+        out[ROW_ANN] = (swap_neurons(inflor, nn.ReLU), "full")
+    if want(ROW_FULL):
+        out[ROW_FULL] = (inflor, "full")
+    if ONLINE is not None and want(ROW_ONLINE):
+        out[ROW_ONLINE] = (copy.deepcopy(inflor), "online")
     if "SpikingJelly" in peers:
         version, cls = peers["SpikingJelly"]
-        eager, opt = f"SpikingJelly {version} (eager)", f"SpikingJelly {version} + memopt level 1"
+        eager, opt = _sj_rows(version)
         sj = swap_neurons(inflor, cls) if want(eager) or want(opt) else None
         if want(eager):
             out[eager] = (sj, "full")
@@ -417,7 +425,7 @@ def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: s
                               "peak_mib": None if peak is None else peak / 2 ** 20,
                               "step_s": t.get("median_s"), "step_s_min": t.get("min_s")}
                 print(f"  {net_name} T={T} {name}: {rows[name]}", flush=True)
-            ann = rows["ANN twin (ReLU)"]
+            ann = rows[ROW_ANN]
             for r in rows.values():
                 for k in ("saved_mib", "peak_mib", "step_s"):
                     r[f"{k}_x_ann"] = None if r[k] is None or not ann[k] else r[k] / ann[k]
@@ -489,10 +497,9 @@ def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int
 
 def _row_names(peers: dict) -> list[str]:
     """The memory rows' names, in table order (as ``memory_variants`` names them)."""
-    names = ["ANN twin (ReLU)", "inflor, full BPTT"] + (["inflor, online"] if ONLINE is not None else [])
+    names = [ROW_ANN, ROW_FULL] + ([ROW_ONLINE] if ONLINE is not None else [])
     if "SpikingJelly" in peers:
-        version = peers["SpikingJelly"][0]
-        names += [f"SpikingJelly {version} (eager)", f"SpikingJelly {version} + memopt level 1"]
+        names += list(_sj_rows(peers["SpikingJelly"][0]))
     return names
 
 

@@ -4,8 +4,8 @@ with each memory mechanism of issue 17 switched off in turn.
     PYTHONPATH=src python benchmarks/step_ablation.py --net ResNet-19/4 -T 4 -B 32
 
 Rows: the ANN twin (ReLU, plain layers); inflor as shipped; without the norm → neuron pairs
-(``inflor.pairing.norm_neuron`` replaced by ``neuron(norm(y) + r)``: the neuron keeps its
-input); without the spike layers (``inflor.layers.unspike``: convs keep float spikes); without
+(``inflor.pairing.norm_neuron`` replaced by its unpaired form ``neuron(norm(y) + r)``: the
+neuron keeps its input); without the spike layers (``inflor.layers.unspike``: convs keep float spikes); without
 both. Each row runs step after step as a training loop does (a warm-up step, then ``--steps``
 timed steps), the rows in turn, ``--passes`` times over; medians and ratios to the ANN twin,
 taken in one process. Prints a table and writes JSON (``--out``).
@@ -29,14 +29,7 @@ import run as bench  # noqa: E402  (the networks, the ANN twin and the training 
 
 from inflor.layers import unspike  # noqa: E402
 from inflor.models import blocks  # noqa: E402
-
-
-def _unpaired(norm, neuron, y, extra=None, extra_spikes=False):
-    """``norm_neuron`` without the pairing: what autograd keeps by itself."""
-    z = norm(y)
-    if extra is None:
-        return neuron(z)
-    return neuron(z + (extra[0](extra[1]) if isinstance(extra, tuple) else extra))
+from inflor.pairing import _unpaired  # noqa: E402  (norm_neuron without the pairing)
 
 
 def main(argv=None) -> int:

@@ -115,26 +115,24 @@ def _batch_norm_affine(x: torch.Tensor, weight, bias, mean, invstd) -> torch.Ten
     return torch.addcmul(beta.view(shape), x, alpha.view(shape))
 
 
-#: (device type, dtype) -> whether ``_batch_norm_affine`` reproduces ``F.batch_norm`` bit for bit
-_AFFINE_EXACT: dict[tuple, bool] = {}
+#: CPU dtype -> whether ``_batch_norm_affine`` reproduces ``F.batch_norm`` bit for bit
+_AFFINE_EXACT: dict[torch.dtype, bool] = {}
 
 
 def _affine_replays_batch_norm(x: torch.Tensor) -> bool:
     """Whether ``renormalize`` may replay a training-mode BN of ``x`` as ``_batch_norm_affine``:
     on the CPU, in float32/float64 without autocast, for contiguous (or channels-last) input, and
-    where that formula matched
-    ``F.batch_norm`` bit for bit on a probe (once per dtype; the probe covers vectorised and
-    scalar tails, 2-d and 4-d input). The roundings are those of ATen's compiled CPU kernel, so
+    where that formula matched ``F.batch_norm`` bit for bit on a probe (once per dtype; the probe
+    covers vectorised and scalar tails, 2-d, 4-d and channels-last input). The roundings are those of ATen's compiled CPU kernel, so
     a build that rounds differently fails the probe and keeps the full BN recomputation; a GPU
     (cuDNN's kernels) always keeps it."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
         return False
     if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         return False        # ATen's strided fallback rounds differently
-    key = (x.device.type, x.dtype)
-    ok = _AFFINE_EXACT.get(key)
+    ok = _AFFINE_EXACT.get(x.dtype)
     if ok is None:
-        ok = _AFFINE_EXACT[key] = _probe_affine(x.dtype)
+        ok = _AFFINE_EXACT[x.dtype] = _probe_affine(x.dtype)
     return ok
 
 

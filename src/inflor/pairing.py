@@ -52,10 +52,7 @@ def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
     pair_r = isinstance(extra, tuple)
     if (not isinstance(norm, TemporalBatchNorm) or not isinstance(neuron, BaseNode) or not torch.is_grad_enabled()
             or torch.compiler.is_compiling() or (pair_r and not isinstance(extra[0], TemporalBatchNorm))):
-        z = norm(y)
-        if extra is None:
-            return neuron(z)
-        return neuron(z + (extra[0](extra[1]) if pair_r else extra))
+        return _unpaired(norm, neuron, y, extra)
     z = norm(y)
     settings = norm.last_settings
     r_norm = r_settings = None
@@ -68,6 +65,14 @@ def norm_neuron(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None,
     elif extra is not None:
         z = z + extra
     return _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra, extra_spikes)
+
+
+def _unpaired(norm: nn.Module, neuron: nn.Module, y: torch.Tensor, extra=None, extra_spikes: bool = False):
+    """The same ``neuron(norm(y) + r)`` as ``norm_neuron``, with autograd keeping what it keeps."""
+    z = norm(y)
+    if extra is None:
+        return neuron(z)
+    return neuron(z + (extra[0](extra[1]) if isinstance(extra, tuple) else extra))
 
 
 def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra, extra_spikes):
