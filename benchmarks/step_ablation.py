@@ -3,7 +3,8 @@ with each memory mechanism of issue 17 switched off in turn.
 
     PYTHONPATH=src python benchmarks/step_ablation.py --net ResNet-19/4 -T 4 -B 32
 
-Rows: the ANN twin (ReLU, plain layers); inflor as shipped; without the norm → neuron pairs
+Rows: the ANN twin (ReLU, plain layers); inflor as shipped; without the backward's scratch
+memory (``inflor.scratch``: every rebuilt tensor freshly allocated); without the norm → neuron pairs
 (``inflor.pairing.norm_neuron`` replaced by its unpaired form ``neuron(norm(y) + r)``: the
 neuron keeps its input); without the spike layers (``inflor.layers.unspike``: convs keep float spikes); without
 both. Each row runs step after step as a training loop does (a warm-up step, then ``--steps``
@@ -27,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (the networks, the ANN twin and the training step of run.py)
 
+from inflor import scratch  # noqa: E402
 from inflor.layers import unspike  # noqa: E402
 from inflor.models import blocks  # noqa: E402
 from inflor.pairing import _unpaired  # noqa: E402  (norm_neuron without the pairing)
@@ -48,17 +50,19 @@ def main(argv=None) -> int:
     snn = bench.NETWORKS[args.net](timesteps=args.T, neuron="lif", neuron_options={"backend": "fused"})
     plain = unspike(copy.deepcopy(snn))
     paired = blocks.norm_neuron
-    rows = {"ANN twin (ReLU)": (bench.swap_neurons(snn, nn.ReLU), paired),
-            "inflor": (snn, paired),
-            "inflor without the norm → neuron pairs": (snn, _unpaired),
-            "inflor without the spike layers": (plain, paired),
-            "inflor without both": (plain, _unpaired)}
+    pooled, unpooled = scratch.MIN_BYTES, 1 << 62
+    rows = {"ANN twin (ReLU)": (bench.swap_neurons(snn, nn.ReLU), paired, pooled),
+            "inflor": (snn, paired, pooled),
+            "inflor without the scratch memory": (snn, paired, unpooled),
+            "inflor without the norm → neuron pairs": (snn, _unpaired, pooled),
+            "inflor without the spike layers": (plain, paired, pooled),
+            "inflor without both": (plain, _unpaired, pooled)}
     images, labels = bench._batch(args.B)
     times = {k: [] for k in rows}
     try:
         for _ in range(args.passes):
-            for name, (model, pair) in rows.items():
-                blocks.norm_neuron = pair
+            for name, (model, pair, min_bytes) in rows.items():
+                blocks.norm_neuron, scratch.MIN_BYTES = pair, min_bytes
                 step = bench.train_step(model.train(), images, labels)
                 step()
                 for _ in range(args.steps):
@@ -66,7 +70,7 @@ def main(argv=None) -> int:
                     step()
                     times[name].append(time.perf_counter() - t)
     finally:
-        blocks.norm_neuron = paired
+        blocks.norm_neuron, scratch.MIN_BYTES = paired, pooled
     ann = statistics.median(times["ANN twin (ReLU)"])
     res = {k: {"median_s": statistics.median(v), "min_s": min(v), "x_ann": statistics.median(v) / ann}
            for k, v in times.items()}

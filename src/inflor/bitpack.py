@@ -24,6 +24,7 @@ import weakref
 
 import torch
 
+from . import scratch
 from .fused.compilation import compiled_or_eager
 
 Tensor = torch.Tensor
@@ -54,10 +55,10 @@ def _pack_rows(x8: Tensor) -> tuple[Tensor, Tensor]:
     return v, (nonzero & (x8 != 1)).any()
 
 
-def _unpack_rows(packed: Tensor, dtype: torch.dtype) -> Tensor:
-    """bytes [M] uint8 -> [M, 8] of ``dtype`` with element [k, i] = (packed[k] >> i) & 1."""
+def _unpack_rows(packed: Tensor, out: Tensor) -> None:
+    """bytes [M] uint8 -> ``out`` [M, 8] (written) with element [k, i] = (packed[k] >> i) & 1."""
     shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    return ((packed.unsqueeze(1) >> shifts) & 1).to(dtype)
+    out.copy_(((packed.unsqueeze(1) >> shifts) & 1).to(out.dtype))
 
 
 @torch.library.custom_op("inflor::pack_spikes", mutates_args=())
@@ -122,9 +123,11 @@ def pack_kept_spikes(x: Tensor) -> Tensor:
 
 
 def unpack_spikes(packed: Tensor, shape, dtype: torch.dtype) -> Tensor:
-    """The tensor of ``shape`` and ``dtype`` that ``pack_spikes`` packed into ``packed``."""
+    """The tensor of ``shape`` and ``dtype`` that ``pack_spikes`` packed into ``packed`` (in a
+    backward pass, in ``inflor.scratch`` memory)."""
     numel = 1
     for s in shape:
         numel *= s
-    rows = _run(_unpack_rows, "unpack_spikes", numel, packed, dtype)
-    return rows.reshape(-1)[:numel].view(shape)
+    rows = scratch.empty((packed.numel(), 8), dtype, packed.device)
+    _run(_unpack_rows, "unpack_spikes", numel, packed, rows)
+    return rows.view(-1)[:numel].view(shape)

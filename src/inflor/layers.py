@@ -15,6 +15,7 @@ from torch import nn
 
 from .bitpack import pack_kept_spikes, unpack_spikes
 from .functional import check_multistep
+from .scratch import reshaped
 
 
 class TimeFold(nn.Module):
@@ -113,7 +114,7 @@ class _SpikeLinearFn(torch.autograd.Function):
         g = grad.reshape(-1, grad.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = g.mm(weight).view(ctx.x_shape)
+            gx = reshaped(g.mm(weight), ctx.x_shape)      # not a view (see inflor.scratch)
         if packed is not None and ctx.needs_input_grad[1]:
             x = unpack_spikes(packed, ctx.x_shape, ctx.x_dtype).reshape(-1, ctx.x_shape[-1])
             gw = g.t().mm(x)

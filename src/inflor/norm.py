@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import scratch
+
 NORMS = ("tdbn", "bn", "none")
 
 
@@ -95,7 +97,9 @@ class TemporalBatchNorm(nn.Module):
         T, B = x.shape[:2]
         x2 = x.reshape(T * B, *x.shape[2:])
         if batch is not None:
-            return _batch_norm_affine(x2, weight, bias, *batch).reshape(x.shape)
+            # contiguous (the usual case): into the backward pass's scratch memory (inflor.scratch)
+            out = scratch.empty(x2.shape, x2.dtype, x2.device) if x2.is_contiguous() else None
+            return _batch_norm_affine(x2, weight, bias, *batch, out=out).reshape(x.shape)
         mean, var = (None, None) if frozen is None else frozen
         y = F.batch_norm(x2, mean, var, weight, bias, frozen is None, 0.0, self.eps)
         return y.reshape(x.shape)
@@ -105,14 +109,15 @@ class TemporalBatchNorm(nn.Module):
         return f"{self.num_features}, {kind}, eps={self.eps}, momentum={self.momentum}"
 
 
-def _batch_norm_affine(x: torch.Tensor, weight, bias, mean, invstd) -> torch.Tensor:
+def _batch_norm_affine(x: torch.Tensor, weight, bias, mean, invstd, out=None) -> torch.Tensor:
     """Training-mode batch norm of ``x`` [N, C, ...] from its batch ``mean`` and ``invstd``, in
     the order and roundings of ATen's CPU kernel (see ``TemporalBatchNorm.renormalize``):
-    ``addcmul`` is one fused multiply-add per element on the CPU."""
+    ``addcmul`` is one fused multiply-add per element on the CPU. Written into ``out`` (contiguous,
+    x's shape) if given."""
     alpha = invstd * weight
     beta = torch.addcmul(bias, mean, alpha, value=-1)
     shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
-    return torch.addcmul(beta.view(shape), x, alpha.view(shape))
+    return torch.addcmul(beta.view(shape), x, alpha.view(shape), out=out)
 
 
 #: CPU dtype -> whether ``_batch_norm_affine`` reproduces ``F.batch_norm`` bit for bit

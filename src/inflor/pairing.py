@@ -114,11 +114,13 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
         amp = contextlib.nullcontext() if autocast is None else torch.autocast(device, autocast[1], autocast[0])
         with torch.no_grad(), amp:
             out = norm.renormalize(fetch(yp), st)
-            if r is not None:
+            if r is not None:       # out is the replay's own tensor: the sum is formed in place
                 if r[0] == "norm":
-                    out = out + r_norm.renormalize(fetch(r[1]), r[2])
+                    rr = r_norm.renormalize(fetch(r[1]), r[2])
                 else:
-                    out = out + (unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1]))
+                    rr = unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1])
+                out = out.add_(rr) if _same_layout(out, rr) else out + rr
+                del rr
         return out.as_strided(shape, stride) if out.stride() != stride else out
 
     try:
@@ -126,6 +128,12 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
             return neuron(z)
     finally:
         pending.clear()
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether ``a.add_(b)`` computes ``a + b`` in the same layout (no broadcasting, same strides,
+    same dtype as the promotion would give)."""
+    return a.shape == b.shape and a.stride() == b.stride() and a.dtype == torch.result_type(a, b)
 
 
 def _key(t: torch.Tensor) -> tuple:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..scratch import reshaped
 from .compilation import _run
 from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
 
@@ -198,7 +199,7 @@ def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor |
             gu = res[1]
     gx = pieces[0] if len(pieces) == 1 else torch.cat(pieces[::-1])
     gu0 = gu.reshape(x.shape[1:]) if explicit else x.new_empty((0,), dtype=cdt)
-    return gx.view(x.shape), gu0
+    return reshaped(gx, x.shape), gu0   # not a view: autograd may add a shortcut's gradient in place
 
 
 neuron_backward_op = torch.library.custom_op("inflor::neuron_backward", neuron_backward, mutates_args=())

@@ -1,0 +1,142 @@
+"""inflor.scratch: a backward pass's large temporaries recycled within it, and gradients handed to
+autograd so that it accumulates a second one in place."""
+import copy
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from inflor import scratch
+
+
+def _in_backward(fn):
+    """Run ``fn()`` inside the backward of a one-node graph; return what it returned."""
+    out = {}
+
+    class Node(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            out["value"] = fn()
+            return g
+
+    Node.apply(torch.ones(2, requires_grad=True)).sum().backward()
+    return out["value"]
+
+
+def test_outside_backward_it_is_torch_empty():
+    t = scratch.empty((512, 1024), torch.float32, "cpu")
+    assert t.shape == (512, 1024) and t.dtype == torch.float32 and t._base is None
+    assert getattr(scratch._LOCAL, "pool", None) is None or scratch._LOCAL.pool.task is None
+
+
+def test_a_dropped_buffer_is_reused_a_held_one_is_not(monkeypatch):
+    monkeypatch.setattr(scratch, "MIN_BYTES", 1024)
+
+    def body():
+        a = scratch.empty((64, 16), torch.float32, "cpu")          # 4 KiB
+        a_ptr = a.data_ptr()
+        b = scratch.empty((16, 64), torch.float32, "cpu")          # a is held: new memory
+        held = b.data_ptr() != a_ptr
+        del a
+        c = scratch.empty((4, 256), torch.float32, "cpu")          # a dropped: its memory again
+        d = scratch.empty((2, 256), torch.float64, "cpu")          # same bytes, other dtype
+        reused = c.data_ptr() == a_ptr
+        other = d.data_ptr() not in (a_ptr, b.data_ptr())          # b and c are held
+        small = scratch.empty((8,), torch.float32, "cpu")          # under MIN_BYTES: not pooled
+        pool = scratch._LOCAL.pool
+        return held, reused, other, small._base is None, len(pool.buffers), pool
+
+    held, reused, other, plain_small, n, pool = _in_backward(body)
+    assert held and reused and other and plain_small and n == 3
+    assert pool.buffers == [] and pool.task is None       # emptied when the backward ended
+
+
+def test_the_pool_holds_at_most_max_buffers(monkeypatch):
+    monkeypatch.setattr(scratch, "MIN_BYTES", 1024)
+
+    def body():
+        held = [scratch.empty((256 * (i + 1),), torch.float32, "cpu") for i in range(scratch.MAX_BUFFERS + 2)]
+        pool = len(scratch._LOCAL.pool.buffers)
+        extra = scratch.empty((1024,), torch.float32, "cpu")       # all in use: not pooled
+        assert extra.data_ptr() not in [h.data_ptr() for h in held]
+        del held
+        again = scratch.empty((256 * 9,), torch.float32, "cpu")    # a free one is dropped for it
+        return pool, len(scratch._LOCAL.pool.buffers), again.shape
+
+    pool, after, shape = _in_backward(body)
+    assert pool == after == scratch.MAX_BUFFERS and shape == (256 * 9,)
+
+
+def _accumulations(returns):
+    """Which add ran when autograd summed two gradients of ``s`` (a first one from a neuron-like
+    node returning ``returns(g)``, a second through a view, as a residual block's input gets)."""
+    class Neuron(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return returns((g * 2).reshape(-1), g.shape)
+
+    x = torch.randn(64, 64, requires_grad=True)
+    s = x * 1
+    z = (s.view(-1) * 3).view(64, 64) * 1 + s
+    out = Neuron.apply(z)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out.sum().backward()
+    return [e.name for e in prof.events() if e.name in ("aten::add", "aten::add_")]
+
+
+def test_reshaped_gradients_are_accumulated_in_place():
+    assert _accumulations(lambda t, shape: t.view(shape)) == ["aten::add"]       # the view keeps t
+    assert _accumulations(scratch.reshaped) == ["aten::add_"]
+
+
+def test_reshaped_is_the_same_memory_and_values():
+    t = torch.arange(12.0)
+    with torch.no_grad():       # as in a backward
+        r = scratch.reshaped(t, (3, 4))
+    assert r.data_ptr() == t.data_ptr() and torch.equal(r, t.view(3, 4)) and r._base is None
+    u = torch.arange(12.0, requires_grad=True) * 1     # grad mode on (create_graph): on the graph
+    assert scratch.reshaped(u, (3, 4)).grad_fn is not None
+
+
+def _resnet_step(model, x):
+    model.zero_grad()
+    model(x).sum().backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_resnet_gradients_identical_with_the_pool_forced_on(monkeypatch):
+    """Every scratch request of a ResNet's backward pooled (MIN_BYTES = 0): the replayed norm
+    outputs, residual sums and unpacked spikes come from recycled buffers, and every gradient is
+    bit-identical to the run with the pool off."""
+    from inflor.models.resnet import SpikingResNet
+    torch.manual_seed(0)
+    model = SpikingResNet(10, stem=[(8, 3, 1)], stages=[(8, 2, 1), (16, 1, 2)], timesteps=2,
+                          neuron_options={"backend": "fused"}).train()
+    twin = copy.deepcopy(model)
+    x = torch.randn(2, 3, 8, 8)
+    monkeypatch.setattr(scratch, "MIN_BYTES", 1 << 62)
+    off = _resnet_step(twin, x)
+    reused = []
+    take = scratch.empty
+
+    def counting(shape, dtype, device):
+        pool = scratch._pool()
+        before = [b.data_ptr() for b in pool.buffers] if pool else []
+        t = take(shape, dtype, device)
+        reused.append(t.data_ptr() in before)
+        return t
+
+    monkeypatch.setattr(scratch, "MIN_BYTES", 0)
+    monkeypatch.setattr(scratch, "empty", counting)
+    on = _resnet_step(model, x)
+    assert sum(reused) >= len(reused) // 2, reused        # most requests found a free buffer
+    for a, b in zip(off, on):
+        assert torch.equal(a, b)
