@@ -10,10 +10,12 @@ fault per 4 KiB page on first write and an ``munmap`` when freed — on the benc
 ~10 ms for 32 MiB, several times the pass that fills it (``benchmarks/fresh_memory.py``).
 
 ``empty(shape, dtype, device)`` is ``torch.empty`` except inside a backward pass on the CPU for
-requests of at least ``MIN_BYTES``: there it returns a view of a buffer of this thread's pool
-that no tensor uses any more (its storage's use count: only the pool holds it) and has the same
-byte size, or allocates one and adds it to the pool (at most ``MAX_BUFFERS``; a full pool drops
-one unused buffer first). The pool is emptied when the backward pass ends (a callback queued on
+requests of at least ``MIN_BYTES``: there it returns a view of the smallest buffer of this
+thread's pool that no tensor uses any more (its storage's use count: only the pool holds it) and
+is at least as large as the request but at most twice; or it hands the unused buffers back to
+the allocator and allocates one of the request's size for the pool (at most ``MAX_BUFFERS``
+buffers; beyond that, a plain ``torch.empty``). Since a backward pass moves through its layers'
+sizes in turn, a buffer kept for a size no longer asked for would only add to its peak. The pool is emptied when the backward pass ends (a callback queued on
 the autograd engine), so nothing is held between steps and the forward's memory is unchanged.
 Whoever takes a scratch tensor owns it until they drop every reference to it and its views.
 
@@ -83,17 +85,16 @@ def empty(shape, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor
     pool = _pool() if device.type == "cpu" and nbytes >= MIN_BYTES else None
     if pool is None:
         return torch.empty(shape, dtype=dtype, device=device)
-    buf = next((b for b in pool.buffers if b.numel() == nbytes and _unused(b)), None)
+    free = [b for b in pool.buffers if nbytes <= b.numel() <= 2 * nbytes and _unused(b)]
+    buf = min(free, key=lambda b: b.numel()) if free else None
     if buf is None:
-        if len(pool.buffers) >= MAX_BUFFERS:
-            idle = next((b for b in pool.buffers if _unused(b)), None)
-            if idle is None:     # every buffer in use: this request is not pooled
-                return torch.empty(shape, dtype=dtype, device=device)
-            pool.buffers.remove(idle)
-            del idle
+        # unused buffers that cannot serve this size go back to the allocator (see the module)
+        pool.buffers = [b for b in pool.buffers if not _unused(b)]
+        if len(pool.buffers) >= MAX_BUFFERS:     # every buffer in use: this request is not pooled
+            return torch.empty(shape, dtype=dtype, device=device)
         buf = torch.empty(nbytes, dtype=torch.uint8, device=device)
         pool.buffers.append(buf)
-    return buf.view(dtype).view(shape)
+    return buf[:nbytes].view(dtype).view(shape)
 
 
 def reshaped(t: torch.Tensor, shape) -> torch.Tensor:

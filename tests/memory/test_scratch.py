@@ -47,28 +47,33 @@ def test_a_dropped_buffer_is_reused_a_held_one_is_not(monkeypatch):
         reused = c.data_ptr() == a_ptr
         other = d.data_ptr() not in (a_ptr, b.data_ptr())          # b and c are held
         small = scratch.empty((8,), torch.float32, "cpu")          # under MIN_BYTES: not pooled
+        d_ptr = d.data_ptr()
+        del d
+        half = scratch.empty((4, 128), torch.float32, "cpu")       # d's buffer: twice the size
         pool = scratch._LOCAL.pool
-        return held, reused, other, small._base is None, len(pool.buffers), pool
+        return held, reused, other, small._base is None, half.data_ptr() == d_ptr, len(pool.buffers), pool
 
-    held, reused, other, plain_small, n, pool = _in_backward(body)
-    assert held and reused and other and plain_small and n == 3
+    held, reused, other, plain_small, larger_serves, n, pool = _in_backward(body)
+    assert held and reused and other and plain_small and larger_serves and n == 3
     assert pool.buffers == [] and pool.task is None       # emptied when the backward ended
 
 
-def test_the_pool_holds_at_most_max_buffers(monkeypatch):
+def test_the_pool_holds_at_most_max_buffers_and_drops_unused_ones_of_other_sizes(monkeypatch):
     monkeypatch.setattr(scratch, "MIN_BYTES", 1024)
 
     def body():
         held = [scratch.empty((256 * (i + 1),), torch.float32, "cpu") for i in range(scratch.MAX_BUFFERS + 2)]
-        pool = len(scratch._LOCAL.pool.buffers)
-        extra = scratch.empty((1024,), torch.float32, "cpu")       # all in use: not pooled
-        assert extra.data_ptr() not in [h.data_ptr() for h in held]
-        del held
-        again = scratch.empty((256 * 9,), torch.float32, "cpu")    # a free one is dropped for it
-        return pool, len(scratch._LOCAL.pool.buffers), again.shape
+        full = len(scratch._LOCAL.pool.buffers)
+        assert held[-1]._base is None                              # all in use: not pooled
+        first = held[0].data_ptr()
+        del held[1:]
+        again = scratch.empty((256 * 9,), torch.float32, "cpu")    # a new size: the unused go
+        kept = [b.data_ptr() for b in scratch._LOCAL.pool.buffers]
+        return full, kept, first, again.data_ptr()
 
-    pool, after, shape = _in_backward(body)
-    assert pool == after == scratch.MAX_BUFFERS and shape == (256 * 9,)
+    full, kept, first, again = _in_backward(body)
+    assert full == scratch.MAX_BUFFERS
+    assert kept == [first, again]          # the one still in use, and the new one
 
 
 def _accumulations(returns):
