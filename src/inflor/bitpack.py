@@ -58,7 +58,7 @@ def _pack_rows(x8: Tensor) -> tuple[Tensor, Tensor]:
 def _unpack_rows(packed: Tensor, out: Tensor) -> None:
     """bytes [M] uint8 -> ``out`` [M, 8] (written) with element [k, i] = (packed[k] >> i) & 1."""
     shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
-    out.copy_(((packed.unsqueeze(1) >> shifts) & 1).to(out.dtype))
+    out.copy_((packed.unsqueeze(1) >> shifts) & 1)      # copy_ converts: no float temporary
 
 
 @torch.library.custom_op("inflor::pack_spikes", mutates_args=())

@@ -97,8 +97,10 @@ class TemporalBatchNorm(nn.Module):
         T, B = x.shape[:2]
         x2 = x.reshape(T * B, *x.shape[2:])
         if batch is not None:
-            # contiguous (the usual case): into the backward pass's scratch memory (inflor.scratch)
-            out = scratch.empty(x2.shape, x2.dtype, x2.device) if x2.is_contiguous() else None
+            # contiguous, without autograd (the pairs' backward): into the backward pass's scratch
+            # memory (inflor.scratch); out= would not be differentiable
+            plain = x2.is_contiguous() and not (torch.is_grad_enabled() and x2.requires_grad)
+            out = scratch.empty(x2.shape, x2.dtype, x2.device) if plain else None
             return _batch_norm_affine(x2, weight, bias, *batch, out=out).reshape(x.shape)
         mean, var = (None, None) if frozen is None else frozen
         y = F.batch_norm(x2, mean, var, weight, bias, frozen is None, 0.0, self.eps)

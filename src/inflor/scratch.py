@@ -15,8 +15,12 @@ thread's pool that no tensor uses any more (its storage's use count: only the po
 is at least as large as the request but at most twice; or it hands the unused buffers back to
 the allocator and allocates one of the request's size for the pool (at most ``MAX_BUFFERS``
 buffers; beyond that, a plain ``torch.empty``). Since a backward pass moves through its layers'
-sizes in turn, a buffer kept for a size no longer asked for would only add to its peak. The pool is emptied when the backward pass ends (a callback queued on
-the autograd engine), so nothing is held between steps and the forward's memory is unchanged.
+sizes in turn, a buffer kept for a size no longer asked for would only add to its peak. Each
+backward pass (a nested one too) has its own pool, dropped when the pass ends (a callback queued
+on the autograd engine, which also drops it when the pass fails), so nothing is held between
+steps and the forward's memory is unchanged. "Uses no more" is read from the storage's use
+count, checked once against a view (``_idle_count``); where that check fails, or torch lacks
+the private functions it reads, ``empty`` is always ``torch.empty``.
 Whoever takes a scratch tensor owns it until they drop every reference to it and its views.
 
 ``reshaped(t, shape)``: when two gradients reach one tensor (a residual block's input feeds its
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import torch
 
@@ -46,33 +51,67 @@ _LOCAL = threading.local()
 
 
 class _Pool:
-    """One thread's buffers (uint8, one storage each) during one backward pass (``task``)."""
+    """One thread's buffers (uint8, one storage each) during one backward pass. The thread's
+    table of pools holds it weakly; the callback queued on that backward pass holds it, so it
+    goes when the pass ends — or when the pass fails and the engine drops its callbacks."""
 
-    def __init__(self, task: int):
-        self.task = task
+    def __init__(self):
         self.buffers: list[torch.Tensor] = []
 
     def release(self) -> None:
         self.buffers = []
-        self.task = None
+
+
+def _count(buf: torch.Tensor) -> int:
+    return _use_count(buf.untyped_storage()._cdata)
+
+
+#: what ``_count`` reads for a buffer that only the pool's tensor holds (torch versions differ in
+#: how the storage's Python object counts); None until measured, 0 where the measurement fails
+_IDLE: int | None = None
+
+
+def _idle_count() -> int:
+    """``_count`` of a buffer that only its own tensor holds, checked once: a view must raise it
+    by one and dropping the view must restore it; if not, pooling stays off (0)."""
+    global _IDLE
+    if _IDLE is None:
+        try:
+            buf = torch.empty(64, dtype=torch.uint8)
+            idle = _count(buf)
+            view = buf[:8].view(torch.float32)
+            held = _count(buf)
+            del view
+            _IDLE = idle if held == idle + 1 and _count(buf) == idle else 0
+        except Exception:  # a private API changed: no pooling
+            _IDLE = 0
+    return _IDLE
 
 
 def _unused(buf: torch.Tensor) -> bool:
-    """Whether ``buf`` (held by the pool) is the only tensor using its storage: the count is the
-    pool's tensor plus the temporary storage object made to read it."""
-    return _use_count(buf.untyped_storage()._cdata) == 2
+    """Whether ``buf`` (held by the pool) is the only tensor using its storage. (A Python storage
+    object of a scratch tensor, kept without any tensor of it, is not seen: keep the tensor.)"""
+    return _count(buf) == _IDLE
 
 
 def _pool() -> _Pool | None:
-    """This thread's pool for the backward pass under way (None outside one)."""
-    if _use_count is None or _task_id is None or torch.compiler.is_compiling():
+    """This thread's pool for the backward pass under way (None outside one, or where the use
+    counts cannot be read)."""
+    if _use_count is None or _task_id is None or torch.compiler.is_compiling() or not _idle_count():
         return None
     task = _task_id()
     if task == -1:
         return None
-    pool = getattr(_LOCAL, "pool", None)
-    if pool is None or pool.task != task:
-        pool = _LOCAL.pool = _Pool(task)
+    pools = getattr(_LOCAL, "pools", None)
+    if pools is None:
+        pools = _LOCAL.pools = {}
+    ref = pools.get(task)
+    pool = None if ref is None else ref()
+    if pool is None:
+        pool = _Pool()
+        for t in [t for t, r in pools.items() if r() is None]:
+            del pools[t]
+        pools[task] = weakref.ref(pool)
         torch.autograd.Variable._execution_engine.queue_callback(pool.release)
     return pool
 

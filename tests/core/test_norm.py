@@ -123,3 +123,17 @@ def test_strided_input_keeps_the_batch_norm_recompute_and_stays_exact():
 def test_one_value_per_channel_in_training_is_refused_as_torch_does():
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         TemporalBatchNorm(4, dims=1)(torch.randn(1, 1, 4))
+
+
+def test_renormalize_stays_differentiable_with_grad_mode_on():
+    # inside the pairs' backward it writes into scratch memory (out=); called with autograd on,
+    # it must stay an ordinary differentiable function of its input
+    torch.manual_seed(0)
+    bn = TemporalBatchNorm(3, 2)
+    x = torch.randn(2, 4, 3, 4, 4)
+    y = bn(x)
+    xg = x.clone().requires_grad_(True)
+    z = bn.renormalize(xg, bn.last_settings)
+    assert torch.equal(z, y)
+    z.sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all()
