@@ -320,7 +320,8 @@ def peak_rss_step_bytes(step) -> int | None:
     return _status_bytes("VmHWM") - start
 
 
-def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str = "default") -> dict:
+def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str = "default",
+                 passes: int = 2) -> dict:
     gen = torch.Generator().manual_seed(0)
     leaf = torch.randn(shape, generator=gen).requires_grad_(True)
     in_bytes = leaf.numel() * leaf.element_size()
@@ -337,7 +338,7 @@ def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str
         v["fraction_of_sj"] = v["bytes_per_input_byte"] / sj if sj else None
 
     return {"neuron_shape": list(shape), "per_layer": per_layer,
-            "training_step": bench_training_memory(batch, Ts, peers, rounds, allocator)}
+            "training_step": bench_training_memory(batch, Ts, peers, rounds, allocator, passes)}
 
 
 #: the training-step memory rows' names (``_row_names`` lists them in table order)
@@ -403,14 +404,15 @@ def _batch(batch: int):
     return torch.randn(batch, 3, 32, 32, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
 
 
-def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: str = "default") -> dict:
+def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: str = "default",
+                          passes: int = 2) -> dict:
     """Per network and T: saved-for-backward MiB (saved-tensor hooks, distinct storages, one
     training forward) and the peak MiB of a whole step (``peak_rss_step_bytes``), measured here
     (with the fixed mmap threshold); and the median step time, each row timed in processes of its
     own (``step_times_in_children``). Each also as a ratio to the ANN twin."""
     images, labels = _batch(batch)
     loss_fn = nn.CrossEntropyLoss()
-    times = step_times_in_children(batch, Ts, rounds, peers, allocator=allocator)
+    times = step_times_in_children(batch, Ts, rounds, peers, passes=passes, allocator=allocator)
     out = {}
     for net_name in NETWORKS:
         by_T = {}
@@ -431,7 +433,7 @@ def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: s
                     r[f"{k}_x_ann"] = None if r[k] is None or not ann[k] else r[k] / ann[k]
             by_T[str(T)] = rows
         out[net_name] = by_T
-    return {"batch": batch, "rounds": rounds, "step_allocator": allocator, "networks": out}
+    return {"batch": batch, "rounds": rounds, "step_passes": passes, "step_allocator": allocator, "networks": out}
 
 
 def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, with_peers: bool) -> list[float]:
@@ -652,7 +654,7 @@ def report(results: dict) -> str:
                                  fmt(v["peak_mib"], ".0f"), fmt(v["peak_mib_x_ann"]),
                                  fmt(v["step_s"], ".2f"), fmt(v["step_s_x_ann"])])
             out.append(table(f"(c) training step memory and time, {net}, B={tm['batch']}, 32×32 "
-                             f"(step s: median of 2×{tm.get('rounds', 1)} steps, {tm.get('step_allocator', 'default')} allocator)",
+                             f"(step s: median of {tm.get('step_passes', 2)}×{tm.get('rounds', 1)} steps, {tm.get('step_allocator', 'default')} allocator)",
                              ["", "T", "saved MiB", "× ANN", "peak MiB", "× ANN", "step s", "× ANN"], rows))
     return "\n".join(out)
 
@@ -716,6 +718,9 @@ def main(argv=None) -> int:
     ap.add_argument("--step-allocator", choices=["default", "heap"], default="default",
                     help="glibc settings of the processes that time the memory part's steps: its defaults, or "
                          "freed memory kept in the heap (see HEAP_ALLOCATOR)")
+    ap.add_argument("--step-passes", type=int, default=2,
+                    help="passes over the memory part's rows, one process per row and pass, 3 timed steps each "
+                         "(default 2: medians of 6 steps; more narrow this machine's ±10–20%% per-process spread)")
     ap.add_argument("--no-peers", action="store_true", help="leave out SpikingJelly, snnTorch and Norse")
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--baseline", default=str(HERE / "baseline.json"))
@@ -750,7 +755,8 @@ def main(argv=None) -> int:
     if "memory" in parts:
         shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
         batch = args.memory_batch or (8 if q else 32)
-        results["memory"] = bench_memory(shape, batch, tuple(args.memory_timesteps), peers, 3, args.step_allocator)
+        results["memory"] = bench_memory(shape, batch, tuple(args.memory_timesteps), peers, 3, args.step_allocator,
+                                         args.step_passes)
         print(report({"memory": results["memory"]}), flush=True)
     if "warmup" in parts:
         results["warmup"] = bench_warmup(torch.get_num_threads())

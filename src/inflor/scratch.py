@@ -1,13 +1,14 @@
 """Memory of a backward pass: its large temporaries recycled within it (``empty``), and
 gradients handed to autograd in a form it can accumulate into in place (``reshaped``).
 
-The memory mechanisms (docs/performance.md, "Training memory") rebuild in backward what an ANN would
-have kept: a spike layer unpacks its input spikes for the weight gradient (``inflor.bitpack``),
-a norm → neuron pair replays the neuron's input (``inflor.pairing``). Each rebuilt tensor is
-full-size and lives for one layer's backward. On the CPU, glibc serves an allocation above its
-mmap threshold (which it raises up to 32 MiB) with a fresh mapping: every such tensor pays a page
-fault per 4 KiB page on first write and an ``munmap`` when freed — on the benchmark's CPU
-~10 ms for 32 MiB, several times the pass that fills it (``benchmarks/fresh_memory.py``).
+The memory mechanisms (docs/performance.md, "Training memory") rebuild in backward what an
+ANN would have kept: a spike layer unpacks its input spikes for the weight gradient
+(``inflor.bitpack``), a norm → neuron pair replays the neuron's input (``inflor.pairing``). Each
+rebuilt tensor is full-size and lives for one layer's backward. On the CPU, glibc serves an
+allocation above its mmap threshold (which it raises up to 32 MiB) with a fresh mapping: every
+such tensor pays a page fault per 4 KiB page on first write and an ``munmap`` when freed — on
+the benchmark's CPU a pass into a fresh 32 MiB tensor took 4.4× the same pass into a reused one
+(16.6 against 3.8 ms, ``benchmarks/fresh_memory.py``).
 
 ``empty(shape, dtype, device)`` is ``torch.empty`` except inside a backward pass on the CPU for
 requests of at least ``MIN_BYTES``: there it returns a view of the smallest buffer of this
