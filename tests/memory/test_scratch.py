@@ -97,19 +97,13 @@ def test_a_failed_backward_leaves_no_pool_behind(monkeypatch):
     monkeypatch.setattr(scratch, "MIN_BYTES", 1024)
     seen = []
 
-    class Fails(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            return x.clone()
-
-        @staticmethod
-        def backward(ctx, g):
-            scratch.empty((1024,), torch.float32, "cpu")
-            seen.append(weakref.ref(scratch._pool()))
-            raise RuntimeError("boom")
+    def body():
+        scratch.empty((1024,), torch.float32, "cpu")
+        seen.append(weakref.ref(scratch._pool()))
+        raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        Fails.apply(torch.ones(2, requires_grad=True)).sum().backward()
+        _in_backward(body)
     gc.collect()
     assert seen and seen[0]() is None
 
