@@ -106,6 +106,15 @@ class TemporalBatchNorm(nn.Module):
         y = F.batch_norm(x2, mean, var, weight, bias, frozen is None, 0.0, self.eps)
         return y.reshape(x.shape)
 
+    def affine_coefficients(self, settings: tuple) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per-channel (a, b) [C] with ``renormalize(x, settings)`` = ``addcmul(b_c, x, a_c)`` (one
+        fused multiply-add per element, see ``renormalize``), where ``forward`` kept its batch
+        statistics for an affine replay; else None (evaluation, a GPU, autocast). A consumer that
+        applies the map itself (the fused neuron backward, ``inflor.pairing``) must round like
+        ``addcmul`` and check that it does."""
+        weight, bias, _, batch = settings
+        return None if batch is None else _affine_coefficients(weight, bias, *batch)
+
     def extra_repr(self) -> str:
         kind = f"tdBN alpha={self.alpha:.4g}, v_threshold={self.v_threshold:g}" if self.threshold_dependent else "BN"
         return f"{self.num_features}, {kind}, eps={self.eps}, momentum={self.momentum}"
@@ -116,10 +125,15 @@ def _batch_norm_affine(x: torch.Tensor, weight, bias, mean, invstd, out=None) ->
     the order and roundings of ATen's CPU kernel (see ``TemporalBatchNorm.renormalize``):
     ``addcmul`` is one fused multiply-add per element on the CPU. Written into ``out`` (contiguous,
     x's shape) if given."""
-    alpha = invstd * weight
-    beta = torch.addcmul(bias, mean, alpha, value=-1)
+    alpha, beta = _affine_coefficients(weight, bias, mean, invstd)
     shape = (1, x.shape[1]) + (1,) * (x.dim() - 2)
     return torch.addcmul(beta.view(shape), x, alpha.view(shape), out=out)
+
+
+def _affine_coefficients(weight, bias, mean, invstd) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) per channel of ``_batch_norm_affine``: a = γ'·(1/σ), b = fma(-μ, a, β)."""
+    alpha = invstd * weight
+    return alpha, torch.addcmul(bias, mean, alpha, value=-1)
 
 
 #: CPU dtype -> whether ``_batch_norm_affine`` reproduces ``F.batch_norm`` bit for bit

@@ -13,7 +13,11 @@ under the forward's autocast state, reproducing the forward's z bit for bit (the
 or in training on the CPU its per-channel affine map from the batch statistics the forward
 kept, with ATen's roundings: see ``TemporalBatchNorm.renormalize``), so every gradient is
 bit-identical to the unpaired ``neuron(norm(y))`` (tested). Cost: one pass over y per layer in
-backward (a whole BN forward where the affine replay is not proven exact, e.g. on a GPU).
+backward (a whole BN forward where the affine replay is not proven exact, e.g. on a GPU). Where
+the replay is the affine map z = fma(y, a_c, b_c) and the neuron runs the fused kernels, not
+even that: the unpack hook hands the kernel y, a, b and the shortcut term
+(``inflor.fused.ops.InputRecipe``) and the kernel computes z in registers (checked bit-identical
+on its first call, else z is materialised as above).
 
 ``extra`` (a residual pair ``neuron(norm(y) + r)``): ``r`` is added after the norm in both
 passes. It is either a tensor — kept as bits (``inflor.bitpack``) when ``extra_spikes`` says it
@@ -36,6 +40,7 @@ import torch
 from torch import nn
 
 from .bitpack import pack_kept_spikes, unpack_spikes
+from .fused.ops import InputRecipe, offer_input_recipe
 from .neuron import BaseNode
 from .norm import TemporalBatchNorm
 
@@ -107,21 +112,38 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
                  else ("t", keep(ex.detach())))
         return ("z", keep(yy.detach()), settings, r, t.shape, t.stride())
 
+    def context():
+        amp = contextlib.nullcontext() if autocast is None else torch.autocast(device, autocast[1], autocast[0])
+        ctx = contextlib.ExitStack()
+        ctx.enter_context(torch.no_grad())
+        ctx.enter_context(amp)
+        return ctx
+
+    def replay(y, st, rr, shape, stride):
+        with context():
+            out = norm.renormalize(y, st)
+            if rr is not None:      # out is the replay's own tensor: the sum is formed in place
+                out = out.add_(rr) if _same_layout(out, rr) else out + rr
+        return out.as_strided(shape, stride) if out.stride() != stride else out
+
     def unpack(p):
         if p[0] == "t":
             return fetch(p[1])
         _, yp, st, r, shape, stride = p
-        amp = contextlib.nullcontext() if autocast is None else torch.autocast(device, autocast[1], autocast[0])
-        with torch.no_grad(), amp:
-            out = norm.renormalize(fetch(yp), st)
-            if r is not None:       # out is the replay's own tensor: the sum is formed in place
+        with context():
+            y = fetch(yp)
+            rr = None
+            if r is not None:
                 if r[0] == "norm":
                     rr = r_norm.renormalize(fetch(r[1]), r[2])
                 else:
                     rr = unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1])
-                out = out.add_(rr) if _same_layout(out, rr) else out + rr
-                del rr
-        return out.as_strided(shape, stride) if out.stride() != stride else out
+            coeffs = norm.affine_coefficients(st) if y.shape == shape and y.stride() == stride else None
+        # a fused neuron's backward may take the recipe instead and compute z in its kernel
+        if coeffs is not None and offer_input_recipe(
+                InputRecipe(y, *coeffs, rr, lambda: replay(y, st, rr, shape, stride))):
+            return y
+        return replay(y, st, rr, shape, stride)
 
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, unpack):

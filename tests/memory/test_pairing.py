@@ -50,9 +50,10 @@ def test_pair_gradients_bit_identical_to_unpaired(dtype, dims, stats, backend):
         assert torch.equal(u, v)
 
 
+@pytest.mark.parametrize("neuron_kind", ["inflor", "lif"])
 @pytest.mark.parametrize("kind", ["spikes", "real", "norm"])
-def test_residual_pair_bit_identical(kind):
-    norm, neuron, y = _pair(torch.float32, 2)
+def test_residual_pair_bit_identical(kind, neuron_kind):
+    norm, neuron, y = _pair(torch.float32, 2, kind=neuron_kind)
     r = (torch.rand_like(y) < 0.3).float() if kind == "spikes" else torch.randn_like(y)
     rn = TemporalBatchNorm(y.shape[2], 2, alpha=0.7) if kind == "norm" else None
     a = _grads(norm, neuron, y, False, r, rn)
@@ -162,3 +163,57 @@ def test_block_input_spikes_are_packed_once_for_its_conv_and_its_shortcut(monkey
         xs2[0] = 0.0                                     # changed in place: packed again
     norm_neuron(norm, neuron, torch.randn_like(y), xs2, extra_spikes=True)
     assert len(calls) == n + 1
+
+
+def _recipe_calls(monkeypatch):
+    from inflor.fused import ops
+    calls = []
+    real = ops._run_with_recipe
+    monkeypatch.setattr(ops, "_run_with_recipe", lambda spec, *a: calls.append(spec) or real(spec, *a))
+    return calls
+
+
+@pytest.mark.parametrize("kind,stats", [("inflor", False), ("lif", False), ("lif", True)])
+def test_fused_backward_recomputes_the_pairs_input_in_its_kernel(monkeypatch, kind, stats):
+    """In training on the CPU the pair hands the fused backward y and the norm's per-channel map
+    (InputRecipe) instead of z: flat layout with MPR, rows layout for LIF (with and without
+    statistics), with the shortcut term; the gradients are those of the unpaired path."""
+    calls = _recipe_calls(monkeypatch)
+    norm, neuron, y = _pair(torch.float32, 2, kind=kind, stats=stats)
+    r = (torch.rand_like(y) < 0.3).float()
+    a = _grads(norm, neuron, y, False, r)
+    assert not calls
+    b = _grads(norm, neuron, y, True, r, spikes=True)
+    assert [(c.affine, c.extra, c.rows) for c in calls] == [(True, True, kind == "lif")]
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def test_recipe_not_taken_in_eval_mode_or_by_the_reference_backend(monkeypatch):
+    calls = _recipe_calls(monkeypatch)
+    for backend, train in (("fused", False), ("reference", True)):
+        norm, neuron, y = _pair(torch.float32, 2, kind="lif", backend=backend)
+        norm.train(train)
+        a = _grads(norm, neuron, y, paired=False)
+        b = _grads(norm, neuron, y, paired=True)
+        assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert not calls
+
+
+def test_a_kernel_that_rounds_the_affine_map_differently_falls_back_to_the_replay(monkeypatch):
+    """The affine input must round like ATen's batch norm (one fused multiply-add); a kernel that
+    rounds the product first (emulated here on the uncompiled kernel source) is caught by the
+    first-call check, and z is materialised for it from then on, with the same gradients."""
+    from inflor.fused import compilation, kernels, ops
+    monkeypatch.setattr(kernels, "_affine_input",
+                        lambda y, a, b, extra: ((y.double() * a.double()).to(y.dtype) + b)
+                        + (0.0 if extra is None else extra))
+    monkeypatch.setattr(compilation, "_kernel", lambda direction, spec, *a: (
+        kernels._make_forward if direction == "fwd" else kernels._make_backward)(spec))
+    monkeypatch.setattr(ops, "_AFFINE_EXACT", {})
+    calls = _recipe_calls(monkeypatch)
+    norm, neuron, y = _pair(torch.float32, 2, kind="lif")
+    a = _grads(norm, neuron, y, paired=False)
+    for _ in range(2):
+        b = _grads(norm, neuron, y, paired=True)
+        assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert len(calls) == 2 and list(ops._AFFINE_EXACT.values()) == [False]

@@ -72,7 +72,8 @@ The package, one layer per module (each imports only the ones above it):
     kernels      the kernel source, ``_make_forward`` / ``_make_backward``
     compilation  inductor / standalone compile, the kernel cache, ``_run`` (warn-once fallback)
     ops          layout and chunks, the ``inflor::neuron`` / ``inflor::neuron_backward``
-                 operators with their fake and autograd registrations, the eager ``_NeuronFn``
+                 operators with their fake and autograd registrations, the eager ``_NeuronFn``,
+                 and the input recipes a norm → neuron pair hands its backward (``InputRecipe``)
     entry        ``fused_neuron`` and ``auto_neuron``, what ``inflor.neuron`` calls
 
 Every name of those modules is also an attribute of ``inflor.fused``. Setting one there (as tests
@@ -91,14 +92,14 @@ from .lowering import (N_PARAMS, P_A, P_B, P_D, P_HI, P_LAM, P_LO, P_MINV, P_MK,
 from .kernel_math import (_EXP2_POLY, _LOG2E, _SurrogateParams, _cbrt_ge1, _exp2_neg,
     _exp_nonpositive, _inflor_sides, _phi_and_grad, _phi_grad, _scale, _surrogate_grad, _tanh_exp,
     _tanh_form, _tanh_form_grad)  # noqa: F401
-from .kernels import (_charge_and_fire, _make_backward, _make_forward, _settings)  # noqa: F401
+from .kernels import (_affine_input, _charge_and_fire, _make_backward, _make_forward, _settings)  # noqa: F401
 from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _HELPERS, _INDUCTOR_OPTIONS, _KERNELS,
     _LOCK, _READY, _SIZED, _TIME_FIRST, _WARNED, _cpu_threads, _dyn, _fresh_function, _kernel,
     _kernel_key, _present, _run, _standalone, _thread_options, _warn_once, compiled_or_eager)  # noqa: F401
-from .ops import (MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, Tensor, _NeuronFn, _channel_shape,
-    _chunks, _layout, _neuron_backward_op_fake, _neuron_op_backward, _neuron_op_fake,
-    _neuron_op_setup, _per_row, _use_rows, neuron_backward, neuron_backward_op, neuron_forward,
-    neuron_op)  # noqa: F401
+from .ops import (_AFFINE_EXACT, _HANDOFF, MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, InputRecipe, Tensor,
+    _NeuronFn, _backward, _channel_shape, _chunks, _layout, _neuron_backward_op_fake, _neuron_op_backward,
+    _neuron_op_fake, _neuron_op_setup, _per_row, _run_with_recipe, _saved_with_recipe, _use_rows,
+    neuron_backward, neuron_backward_op, neuron_forward, neuron_op, offer_input_recipe)  # noqa: F401
 from .entry import (AUTO_MIN_NUMEL, _DEVICES, _ENABLED, auto_neuron, fused_neuron)  # noqa: F401
 # names the single-file module had in scope (imported there), kept so old imports keep working
 from ..functional import NeuronConfig, check_multistep, neuron_reference  # noqa: F401,E402

@@ -108,7 +108,7 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
                 fn = _standalone(direction, spec, src, dtype, options)
             else:
                 flags = "".join(f"_{f}" for f in ("detach", "stats", "state", "s_is_1", "lam_is_1",
-                                                    "v_reset_is_0", "rows") if getattr(spec, f))
+                                                    "v_reset_is_0", "rows", "affine", "extra") if getattr(spec, f))
                 name = "inflor_{}_T{}_{}_{}_{}{}_{}_{}".format(
                     direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any", flags,
                     str(dtype).replace("torch.", ""), device_type)
@@ -123,8 +123,9 @@ def _present(direction: str, spec: Spec) -> tuple[bool, ...]:
     u0 = spec.state or spec.rows
     if direction == "fwd":          # x, p, u0, thr_row
         return (True, True, u0, spec.rows)
-    # x, gout, p, u0, gu_in, g1, g2, gxs, gos, thr_row, vth_row
-    return (True, True, True, u0, spec.state) + (spec.stats,) * 4 + (spec.rows,) * 2
+    # x, gout, p, u0, gu_in, g1, g2, gxs, gos, thr_row, vth_row, aff_a, aff_b, extra
+    return ((True, True, True, u0, spec.state) + (spec.stats,) * 4 + (spec.rows,) * 2
+            + (spec.affine,) * 2 + (spec.extra,))
 
 
 #: the example size N of a traced kernel: inductor's size hint (see _standalone); in the rows
@@ -152,14 +153,14 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
     else:
         step = row = (_EXAMPLE_N,)
     u0 = step if spec.state else row
-    g12 = row if spec.rows else step
+    g12 = row if spec.rows else step      # also the affine map's a, b
     z = lambda shape, dt=cdt: torch.zeros(shape, dtype=dt)   # noqa: E731
     # distinct tensors (the tracer would take one object passed twice for one input)
     if direction == "fwd":
         examples = [z((T, *step), dtype), z(N_PARAMS), z(u0), z(row)]
     else:
         examples = [z((T, *step), dtype), z((T, *step), dtype), z(N_PARAMS), z(u0), z(step),
-                    z(g12), z(g12), z(1), z(1), z(row), z(row)]
+                    z(g12), z(g12), z(1), z(1), z(row), z(row), z(g12, dtype), z(g12, dtype), z((T, *step), dtype)]
     examples = [e for e, keep in zip(examples, present) if keep]
 
     def full_args(given):
@@ -217,8 +218,8 @@ def compiled_or_eager(fn: Callable, name: str, *args):
 
 
 # which arguments of a kernel have sizes: time-first ones (dimension 0 is T) and the rest
-_TIME_FIRST = {"fwd": (0,), "bwd": (0, 1)}
-_SIZED = {"fwd": (2, 3), "bwd": (3, 4, 5, 6, 9, 10)}
+_TIME_FIRST = {"fwd": (0,), "bwd": (0, 1, 13)}
+_SIZED = {"fwd": (2, 3), "bwd": (3, 4, 5, 6, 9, 10, 11, 12)}
 _READY: set[tuple] = set()
 
 
@@ -232,7 +233,8 @@ def _run(direction: str, spec: Spec, dtype: torch.dtype, device_type: str, *args
             # for the first compile (the CPU artifacts are traced with symbolic sizes, see
             # _standalone)
             for i in _TIME_FIRST[direction]:
-                _dyn(args[i])
+                if args[i] is not None:
+                    _dyn(args[i])
             for i in _SIZED[direction]:
                 if args[i] is not None:
                     _dyn(args[i], first=0)

@@ -78,12 +78,24 @@ def _make_forward(spec: Spec) -> Callable:
     return forward_kernel
 
 
+def _affine_input(y, a, b, extra):
+    """The neuron's input recomputed from a norm's input (``Spec.affine``): ``addcmul(b, y, a)``,
+    which the C++ compiler contracts into one fused multiply-add per element as ATen's CPU batch
+    norm computes it (``-ffp-contract=fast``; checked on first use, ``inflor.fused.ops``), plus
+    the shortcut term ``extra`` where given."""
+    z = torch.addcmul(b, y, a)
+    return z if extra is None else z + extra
+
+
 def _make_backward(spec: Spec) -> Callable:
     T, family, mpr, stats, state, detach = spec.T, spec.family, spec.mpr, spec.stats, spec.state, spec.detach
     hard = spec.reset == "hard"
 
-    def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos, thr_row, vth_row):
+    def backward_kernel(x, gout, p, u0, gu_in, g1, g2, gxs, gos, thr_row, vth_row, aff_a, aff_b, extra):
         cdt = p.dtype
+        out_dtype = x.dtype
+        if spec.affine:     # x is the norm's input: z[t] = fma(y[t], a, b) (+ extra[t]), in y's dtype
+            x = [_affine_input(x[t], aff_a, aff_b, extra[t] if spec.extra else None) for t in range(T)]
         s, lam, d = _settings(spec, p)
         vth = vth_row if spec.rows else p[P_VTH]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])
@@ -116,9 +128,9 @@ def _make_backward(spec: Spec) -> Callable:
                 gh = (go if detach else go + gu * d) * sg + gu
             if stats:
                 gh = gh + g1 + 2.0 * g2 * h
-                gx[t] = _scale(gh + gxs, s).to(x.dtype)
+                gx[t] = _scale(gh + gxs, s).to(out_dtype)
             else:
-                gx[t] = _scale(gh, s).to(x.dtype)
+                gx[t] = _scale(gh, s).to(out_dtype)
             gu = _scale(gh, lam)
         res = (torch.stack(gx),)
         if state:

@@ -62,6 +62,11 @@ class Spec(NamedTuple):
     v_reset_is_0: bool = False    # hard reset to V_reset = 0: U = H·(1 - O)
     # statistics summed per row inside the kernel: x as [T, R, S] (see the operator's note)
     rows: bool = False
+    # backward only: x is a norm's input y and the neuron's input is recomputed in the kernel as
+    # z = addcmul(b, y, a) (+ extra[t] with ``extra``), a and b per row or per element of a step
+    # (see ``inflor.fused.ops.InputRecipe``)
+    affine: bool = False
+    extra: bool = False
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,10 +4,13 @@ registered autograd formula), their eager twin ``_NeuronFn``, and how x is laid 
 for the kernels."""
 from __future__ import annotations
 
+import threading
+from typing import Callable, NamedTuple
+
 import torch
 
 from ..scratch import reshaped
-from .compilation import _run
+from .compilation import _kernel_key, _run
 from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
 
 #: the longest time loop compiled as one kernel; longer sequences run in chunks of this length
@@ -151,6 +154,14 @@ def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor |
                     g_ufinal: Tensor | None = None, want_state: bool = False) -> tuple[Tensor, Tensor]:
     """The operator's backward: dL/dx from x, the chunk bounds and the outputs' gradients (None
     for an output that received none), and dL/dU0 (with explicit state; else empty)."""
+    return _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, settings, reset, detach,
+                     surrogate, mpr, stats, u0, g_ufinal, want_state)
+
+
+def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, settings, reset, detach, surrogate,
+              mpr, stats, u0=None, g_ufinal=None, want_state=False, recipe: InputRecipe | None = None):
+    """``neuron_backward``; with a ``recipe`` (see ``InputRecipe``), x is its y and the kernel
+    recomputes the neuron's input from it."""
     p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
     cdt = p.dtype
     T = x.shape[0]
@@ -160,8 +171,10 @@ def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor |
     state = len(chunks) > 1 or explicit
     # the backward evaluates MPR's φ from H, and inductor keeps such values in buffers of its own
     # layout whose readers it flattens: with MPR its loop splits in the rows layout, so it reads
-    # the same memory as [T, N] (statistics' gradients spread to every element)
-    rows = rows_fwd and spec_base.mpr == "none"
+    # the same memory as [T, N] (statistics' gradients spread to every element). With a recipe's
+    # per-channel a, b it is also the rows layout where the forward's chunks allow it (one chunk).
+    rows = spec_base.mpr == "none" and (rows_fwd or (recipe is not None and len(chunks) == 1
+                                                     and T <= ROWS_MAX_UNROLL and _use_rows(x, True)))
     step = (B * C, S) if rows else (x.numel() // T,)
     shape = (T, *step)
     g1 = g2 = gxs = gos = thr = vth = None
@@ -175,13 +188,19 @@ def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor |
         gxs, gos = (zero(g, ()).to(cdt).reshape(1) for g in (g_xsum, g_osum))  # [1]: broadcast in the kernel
     if rows:
         thr, vth = _per_row(p[P_THR], B * C), _per_row(p[P_VTH], B * C)
+    aff_a = aff_b = extra = None
+    if recipe is not None:      # a, b per row or per element of a step, like g1, g2
+        width, shape_g = (1, (B * C, 1)) if rows else (S, step)
+        aff_a, aff_b = (v.view(1, C, 1).expand(B, C, width).reshape(shape_g) for v in (recipe.a, recipe.b))
+        extra = None if recipe.extra is None else recipe.extra.view(shape)
+        spec_base = spec_base._replace(affine=True, extra=extra is not None)
     xc = x.contiguous().view(shape)
     g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
     gu = xc.new_zeros(step, dtype=cdt) if state else None
     if g_ufinal is not None and explicit:
         gu = g_ufinal.to(cdt).contiguous().view(step)
     u_zero = xc.new_zeros((B * C, 1), dtype=cdt) if rows and not state else None
-    pieces = []
+    pieces, z = [], []
     for i in reversed(range(len(chunks))):
         t0, t1 = chunks[i]
         spec = spec_base._replace(T=t1 - t0, state=state, rows=rows)
@@ -192,8 +211,12 @@ def neuron_backward(x: Tensor, sparam: Tensor, bounds: Tensor, gspikes: Tensor |
                 u_in = u0.to(cdt).contiguous().view(step) if u0 is not None else xc.new_zeros(step, dtype=cdt)
         else:
             u_in = u_zero
-        res = _run("bwd", spec, x.dtype, x.device.type, xc[t0:t1], g[t0:t1], p, u_in, gu, g1, g2, gxs, gos,
-                   thr, vth)
+        args = [xc[t0:t1], g[t0:t1], p, u_in, gu, g1, g2, gxs, gos, thr, vth, aff_a, aff_b,
+                None if extra is None else extra[t0:t1]]
+        if recipe is None:
+            res = _run("bwd", spec, x.dtype, x.device.type, *args)
+        else:
+            res = _run_with_recipe(spec, x, args, recipe, t0, t1, shape, z)
         pieces.append(res[0])
         if state:
             gu = res[1]
@@ -232,6 +255,84 @@ def _neuron_op_backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bound
 neuron_op.register_autograd(_neuron_op_backward, setup_context=_neuron_op_setup)
 
 
+# ----------------------------------------------------------------------------------------------
+# Input recipes. A norm → neuron pair (``inflor.pairing``) keeps the norm's input y instead of the
+# neuron's input z = fma(y, a_c, b_c) (+ a shortcut term r). Its saved-tensor unpack hook would
+# rebuild z, a full pass writing memory the kernel then reads back; while ``_NeuronFn.backward``
+# unpacks its saved tensors it may instead offer the recipe (``offer_input_recipe``): if taken,
+# the hook returns y in z's place and the backward kernel computes z in registers (``Spec.affine``).
+# That kernel must round like ATen's CPU batch norm (one fused multiply-add): on the first call of
+# each compiled variant its gradient is compared with the same kernel's on the materialised z
+# (a = 1, b = 0, r = 0, which is exact), and a variant that differs materialises z from then on.
+# ----------------------------------------------------------------------------------------------
+class InputRecipe(NamedTuple):
+    """The neuron's input as z = addcmul(b_c, y, a_c) + extra: y [T, B, C, ...] contiguous, a and
+    b per channel [C] (dimension 2 of y), extra (optional) of y's shape and dtype;
+    ``materialize()`` builds z as the hook would have returned it."""
+    y: Tensor
+    a: Tensor
+    b: Tensor
+    extra: Tensor | None
+    materialize: Callable[[], Tensor]
+
+
+_HANDOFF = threading.local()
+#: compiled backward kernel key -> whether its affine input reproduces z bit for bit
+_AFFINE_EXACT: dict[tuple, bool] = {}
+
+
+def offer_input_recipe(recipe: InputRecipe) -> bool:
+    """Called by a saved-tensor unpack hook: True if the fused backward unpacking its saved input
+    right now takes ``recipe`` (the hook then returns ``recipe.y`` in z's place), else False (the
+    hook returns z itself)."""
+    slot = getattr(_HANDOFF, "slot", None)
+    if slot is None or slot:
+        return False
+    y, a, b, r = recipe.y, recipe.a, recipe.b, recipe.extra
+    C = y.shape[2] if y.dim() > 2 else 1
+    usable = (y.dtype in (torch.float32, torch.float64) and y.is_contiguous() and y.dim() >= 3
+              and all(v.shape == (C,) and v.dtype == y.dtype and v.device == y.device for v in (a, b))
+              and (r is None or (r.shape == y.shape and r.dtype == y.dtype and r.is_contiguous()
+                                 and r.device == y.device)))
+    if usable:
+        slot.append(recipe)
+    return usable
+
+
+def _saved_with_recipe(ctx) -> tuple[tuple, InputRecipe | None]:
+    """``ctx.saved_tensors``, and the recipe a pair's unpack hook handed over for x (see above)."""
+    _HANDOFF.slot = slot = []
+    try:
+        saved = ctx.saved_tensors
+    finally:
+        _HANDOFF.slot = None
+    recipe = slot[0] if slot else None
+    if recipe is not None and saved[0].data_ptr() != recipe.y.data_ptr():
+        raise RuntimeError("inflor: an input recipe was handed over for a tensor other than the neuron's input")
+    return saved, recipe
+
+
+def _run_with_recipe(spec, x: Tensor, args: list, recipe: InputRecipe, t0: int, t1: int, shape, z: list):
+    """The backward kernel on one chunk with the recipe's affine input, or on the materialised z
+    (built once into ``z``) for a variant that does not reproduce it (checked on its first call,
+    see above)."""
+    key = _kernel_key("bwd", spec, x.dtype, x.device.type)
+    ok = _AFFINE_EXACT.get(key)
+    got = _run("bwd", spec, x.dtype, x.device.type, *args) if ok is not False else None
+    if ok:
+        return got
+    if not z:
+        z.append(recipe.materialize().contiguous().view(shape))
+    if ok is None:      # the same kernel on z with a = 1, b = 0, r = 0 (exact) as the reference
+        ident = [torch.ones_like(args[11]), torch.zeros_like(args[12]),
+                 None if args[13] is None else torch.zeros_like(args[13])]
+        want = _run("bwd", spec, x.dtype, x.device.type, z[0][t0:t1], *args[1:11], *ident)
+        _AFFINE_EXACT[key] = all(torch.equal(u, v) for u, v in zip(got, want))
+        return got if _AFFINE_EXACT[key] else want
+    plain = spec._replace(affine=False, extra=False)
+    return _run("bwd", plain, x.dtype, x.device.type, z[0][t0:t1], *args[1:11], None, None, None)
+
+
 class _NeuronFn(torch.autograd.Function):
     """The eager twin of the operator's autograd formula: the same two functions, without the
     dispatcher's per-call cost (``benchmarks/run.py --only compile`` measures it; see
@@ -248,7 +349,7 @@ class _NeuronFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, _g_bounds, g_ufinal):
-        x, sparam, bounds, *u0 = ctx.saved_tensors
-        gx, gu0 = neuron_backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args,
-                                  u0=u0[0] if u0 else None, g_ufinal=g_ufinal, want_state=ctx.want_state)
+        (x, sparam, bounds, *u0), recipe = _saved_with_recipe(ctx)
+        gx, gu0 = _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args,
+                            u0=u0[0] if u0 else None, g_ufinal=g_ufinal, want_state=ctx.want_state, recipe=recipe)
         return gx, None, (gu0 if ctx.has_u0 else None), None
