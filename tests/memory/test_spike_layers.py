@@ -28,12 +28,14 @@ def assert_same_outputs_and_gradients(ref, new, x, g):
 
 
 def test_pack_hand_case_and_every_byte_roundtrips():
-    x = torch.tensor([1., 0, 1, 1, 0, 0, 0, 0, 0, 1])       # bits 0,2,3 of byte 0; bit 1 of byte 1
-    assert pack_spikes(x).tolist() == [1 + 4 + 8, 2]
+    # 10 elements: Q = 2 bytes, planes of 2 (padded to 16): element 2i + k is bit i of byte k
+    x = torch.tensor([1., 0, 1, 1, 0, 0, 0, 0, 0, 1])       # byte 0: x0, x2 (bits 0, 1); byte 1: x3, x9 (bits 1, 4)
+    assert pack_spikes(x).tolist() == [1 + 2, 2 + 16]
+    assert torch.equal(unpack_spikes(pack_spikes(x), (10,), torch.float32), x)
     every = torch.arange(256, dtype=torch.uint8)
-    x = ((every.unsqueeze(1) >> torch.arange(8, dtype=torch.uint8)) & 1).float()   # [256, 8]
+    x = ((every.unsqueeze(0) >> torch.arange(8, dtype=torch.uint8).view(8, 1)) & 1).float()   # [8, 256]
     assert torch.equal(pack_spikes(x), every)
-    assert torch.equal(unpack_spikes(every, (256, 8), torch.float32), x)
+    assert torch.equal(unpack_spikes(every, (8, 256), torch.float32), x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -152,12 +154,12 @@ def test_compiled_pack_and_unpack_equal_the_plain_code(dtype, numel):
     assert numel >= bitpack.COMPILE_MIN_NUMEL
     x = (torch.rand(numel, generator=torch.Generator().manual_seed(1)) < 0.3).to(dtype)
     packed = pack_spikes(x)
-    padded = torch.cat([x, x.new_zeros((-numel) % 8)]).view(-1, 8)
-    ref, bad = bitpack._pack_rows(padded)
+    padded = torch.cat([x, x.new_zeros((-numel) % 8)]).view(8, -1)
+    ref, bad = bitpack._pack_planes(padded)
     assert not bool(bad) and torch.equal(packed, ref) and packed.numel() == (numel + 7) // 8
     assert torch.equal(unpack_spikes(packed, (numel,), dtype), x)
-    plain = torch.full((packed.numel(), 8), 7.0, dtype=dtype)
-    bitpack._unpack_rows(packed, plain)
+    plain = torch.full((8, packed.numel()), 7.0, dtype=dtype)
+    bitpack._unpack_planes(packed, plain)
     assert torch.equal(plain.reshape(-1)[:numel], x)
     x[numel - 1] = 0.5          # in the compiled pass, at the very end
     with pytest.raises(ValueError, match="binary input.*0.5"):
