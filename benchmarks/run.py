@@ -440,8 +440,9 @@ def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: s
 
 def _per_pass_ratio(row: list | None, ann: list | None) -> float | None:
     """The median over passes of (the row's median step time / the ANN twin's in the same pass):
-    the two processes of one pass ran back to back, so a drift in the machine's speed between
-    passes cancels in each ratio (the pooled medians' ratio, ``step_s_x_ann``, does not)."""
+    a pass runs the rows' processes one after the other within a few minutes, so a drift in the
+    machine's speed between passes cancels in each ratio (the pooled medians' ratio,
+    ``step_s_x_ann``, does not)."""
     if not row or not ann or len(row) != len(ann):
         return None
     ratios = [r / a for r, a in zip(row, ann) if r is not None and a]
@@ -502,12 +503,14 @@ def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int
                         env=env, capture_output=True, text=True)
                     if proc.returncode != 0:
                         print(f"  step times {net_name} T={T} {row}: failed\n{proc.stderr[-2000:]}", flush=True)
+                        per_pass.setdefault((net_name, str(T), row), []).append(None)
                         continue
                     got = json.loads(proc.stdout.strip().splitlines()[-1])
                     times.setdefault(net_name, {}).setdefault(str(T), {}).setdefault(row, []).extend(got)
                     per_pass.setdefault((net_name, str(T), row), []).append(statistics.median(got) if got else None)
                     print(f"  step times {net_name} T={T} {row}: {' '.join(f'{t:.2f}' for t in got)} s", flush=True)
-    return {net: {T: {row: {"median_s": statistics.median(v), "min_s": min(v), "pass_medians_s": per_pass[net, T, row]}
+    return {net: {T: {row: {"median_s": statistics.median(v), "min_s": min(v),
+                            "pass_medians_s": per_pass[net, T, row]}
                       for row, v in by_row.items()}
                   for T, by_row in by_T.items()} for net, by_T in times.items()}
 

@@ -3,7 +3,9 @@ with each memory mechanism of issue 17 switched off in turn.
 
     PYTHONPATH=src python benchmarks/step_ablation.py --net ResNet-19/4 -T 4 -B 32
 
-Rows: the ANN twin (ReLU, plain layers); inflor as shipped; without the backward's scratch
+Rows: the ANN twin (ReLU, plain layers); inflor as shipped; with each pair's neuron input
+replayed into memory in backward instead of computed in the neuron's kernel
+(``inflor.fused.ops.InputRecipe`` refused); without the backward's scratch
 memory (``inflor.scratch``: every rebuilt tensor freshly allocated); without the norm → neuron pairs
 (``inflor.pairing.norm_neuron`` replaced by its unpaired form ``neuron(norm(y) + r)``: the
 neuron keeps its input); without the spike layers (``inflor.layers.unspike``: convs keep float spikes); without
@@ -28,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as bench  # noqa: E402  (the networks, the ANN twin and the training step of run.py)
 
-from inflor import scratch  # noqa: E402
+from inflor import pairing, scratch  # noqa: E402
 from inflor.layers import unspike  # noqa: E402
 from inflor.models import blocks  # noqa: E402
 from inflor.pairing import _unpaired  # noqa: E402  (norm_neuron without the pairing)
@@ -51,8 +53,10 @@ def main(argv=None) -> int:
     plain = unspike(copy.deepcopy(snn))
     paired = blocks.norm_neuron
     pooled, unpooled = scratch.MIN_BYTES, 1 << 62
+    offer, refuse = pairing.offer_input_recipe, (lambda recipe: False)
     rows = {"ANN twin (ReLU)": (bench.swap_neurons(snn, nn.ReLU), paired, pooled),
             "inflor": (snn, paired, pooled),
+            "inflor replaying each pair's neuron input": (snn, paired, pooled, refuse),
             "inflor without the scratch memory": (snn, paired, unpooled),
             "inflor without the norm → neuron pairs": (snn, _unpaired, pooled),
             "inflor without the spike layers": (plain, paired, pooled),
@@ -61,8 +65,9 @@ def main(argv=None) -> int:
     times = {k: [] for k in rows}
     try:
         for _ in range(args.passes):
-            for name, (model, pair, min_bytes) in rows.items():
+            for name, (model, pair, min_bytes, *recipe) in rows.items():
                 blocks.norm_neuron, scratch.MIN_BYTES = pair, min_bytes
+                pairing.offer_input_recipe = recipe[0] if recipe else offer
                 step = bench.train_step(model.train(), images, labels)
                 step()
                 for _ in range(args.steps):
@@ -70,7 +75,7 @@ def main(argv=None) -> int:
                     step()
                     times[name].append(time.perf_counter() - t)
     finally:
-        blocks.norm_neuron, scratch.MIN_BYTES = paired, pooled
+        blocks.norm_neuron, scratch.MIN_BYTES, pairing.offer_input_recipe = paired, pooled, offer
     ann = statistics.median(times["ANN twin (ReLU)"])
     res = {k: {"median_s": statistics.median(v), "min_s": min(v), "x_ann": statistics.median(v) / ann}
            for k, v in times.items()}

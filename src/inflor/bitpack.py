@@ -73,7 +73,7 @@ def _unpack_planes(packed: Tensor, out: Tensor) -> None:
 def pack_spikes(x: Tensor) -> Tensor:
     """``x`` of exact 0s and 1s (any float dtype, any shape) -> uint8 ``[⌈numel/8⌉]`` (see module).
     Anything else raises ``ValueError`` naming the first offending value."""
-    flat = x.detach().reshape(-1)
+    flat = x.detach().contiguous().view(-1)
     n = flat.numel()
     if n % 8:      # the last byte's missing elements are zeros
         flat = torch.cat([flat, flat.new_zeros(8 - n % 8)])
@@ -137,5 +137,5 @@ def unpack_spikes(packed: Tensor, shape, dtype: torch.dtype) -> Tensor:
     for s in shape:
         numel *= s
     planes = scratch.empty((8, packed.numel()), dtype, packed.device)
-    _run(_unpack_planes, "unpack_spikes", numel, packed, planes)
+    _run(_unpack_planes, "unpack_spikes", numel, packed.contiguous(), planes)
     return planes.view(-1)[:numel].view(shape)

@@ -186,11 +186,34 @@ def test_fused_backward_recomputes_the_pairs_input_in_its_kernel(monkeypatch, ki
     b = _grads(norm, neuron, y, True, r, spikes=True)
     assert [(c.affine, c.extra, c.rows) for c in calls] == [(True, True, kind == "lif")]
     assert all(torch.equal(u, v) for u, v in zip(a, b))
+    from inflor.fused import ops
+    assert ops._AFFINE_EXACT and all(ops._AFFINE_EXACT.values())     # the kernel's z was exact: used
 
 
-def test_recipe_not_taken_in_eval_mode_or_by_the_reference_backend(monkeypatch):
+@pytest.mark.parametrize("kind,stats,T,dims,dtype", [
+    ("inflor", False, 20, 2, torch.float32),    # flat layout, two chunks (MAX_UNROLL = 16)
+    ("lif", True, 12, 2, torch.float32),        # rows layout with statistics, two chunks of ≤ 8
+    ("lif", False, 12, 2, torch.float32),       # one flat chunk: too long for the rows layout
+    ("lif", False, 4, 1, torch.float64)])       # [T, B, C] input, float64
+def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dtype):
     calls = _recipe_calls(monkeypatch)
-    for backend, train in (("fused", False), ("reference", True)):
+    norm, neuron, _ = _pair(dtype, dims, kind=kind, stats=stats)
+    y = torch.randn((T, 3, 6, 5, 5) if dims == 2 else (T, 3, 6), dtype=dtype)
+    r = (torch.rand_like(y) < 0.3).to(dtype)
+    a = _grads(norm, neuron, y, False, r)
+    b = _grads(norm, neuron, y, True, r, spikes=True)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    chunks = 2 if T > 16 or (stats and T > 8) else 1
+    assert len(calls) == chunks and all(c.affine and c.extra for c in calls)
+    assert all(c.rows == (kind == "lif" and dims == 2 and (stats or T <= 8)) for c in calls)
+
+
+def test_recipe_not_taken_in_eval_mode_or_by_the_reference_backend_or_without_fma(monkeypatch):
+    """Nor where the recomputation compiled alone does not round like ATen's addcmul."""
+    from inflor.fused import ops
+    calls = _recipe_calls(monkeypatch)
+    for backend, train, fma in (("fused", False, True), ("reference", True, True), ("fused", True, False)):
+        monkeypatch.setattr(ops, "_affine_rounds_like_aten", lambda dtype, device, fma=fma: fma)
         norm, neuron, y = _pair(torch.float32, 2, kind="lif", backend=backend)
         norm.train(train)
         a = _grads(norm, neuron, y, paired=False)

@@ -8,7 +8,9 @@ specification), computed by two compiled kernels instead of a Python loop of sma
   per row of a channel's spatial positions inside the same loop, see the rows layout below;
   otherwise per element over T, reduced per channel afterwards).
 * **backward**: one pass per element. It reads X again, *recomputes* H[0..T-1] forwards in
-  registers, then walks time backwards reading dL/dO[t] and writing dL/dX[t].
+  registers, then walks time backwards reading dL/dO[t] and writing dL/dX[t]. (For a norm →
+  neuron pair, ``inflor.pairing``, it may read the norm's input instead and compute X from it:
+  ``ops.InputRecipe``.)
 
 Only the input X (in its own dtype, no copy) is saved for backward: no H, no spikes, no surrogate
 values. Recomputing H costs a few flops per element; storing it would cost a full tensor.
@@ -95,7 +97,8 @@ from .kernel_math import (_EXP2_POLY, _LOG2E, _SurrogateParams, _cbrt_ge1, _exp2
 from .kernels import (_affine_input, _charge_and_fire, _make_backward, _make_forward, _settings)  # noqa: F401
 from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _HELPERS, _INDUCTOR_OPTIONS, _KERNELS,
     _LOCK, _READY, _SIZED, _TIME_FIRST, _WARNED, _cpu_threads, _dyn, _fresh_function, _kernel,
-    _kernel_key, _present, _run, _standalone, _thread_options, _warn_once, compiled_or_eager)  # noqa: F401
+    _kernel_key, _present, _run, _standalone, _standalone_helper, _thread_options, _warn_once, compiled_or_eager,
+    _affine_rounds_like_aten, _AFFINE_PROBES)  # noqa: F401
 from .ops import (_AFFINE_EXACT, _HANDOFF, MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, InputRecipe, Tensor,
     _NeuronFn, _backward, _channel_shape, _chunks, _layout, _neuron_backward_op_fake, _neuron_op_backward,
     _neuron_op_fake, _neuron_op_setup, _per_row, _run_with_recipe, _saved_with_recipe, _use_rows,

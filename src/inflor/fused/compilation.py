@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .kernels import _make_backward, _make_forward
+from .kernels import _affine_input, _make_backward, _make_forward
 from .lowering import N_PARAMS, Spec, _compute_dtype
 
 # A CUDA build of torch compiling for the CPU logs "No CUDA runtime is found" at every first
@@ -185,7 +185,8 @@ _HELPERS: dict[tuple, Callable] = {}
 
 
 def compiled_or_eager(fn: Callable, name: str, *args):
-    """``fn(*args)`` through ``torch.compile`` (sizes dynamic, one graph), compiled on first use per
+    """``fn(*args)`` compiled (every size dynamic, one graph: on the CPU a standalone artifact,
+    ``_standalone_helper``; elsewhere ``torch.compile``), compiled on first use per
     name, device type, the dtypes among ``args`` and the CPU thread count (see
     ``_thread_options``), so each such kernel has its own recompile budget; where compiling fails, warn
     once and run ``fn`` itself from then on: the same result, slower. Inside a caller's
@@ -195,7 +196,8 @@ def compiled_or_eager(fn: Callable, name: str, *args):
     device_type = next(a.device.type for a in args if isinstance(a, torch.Tensor))
     dtypes = tuple(a.dtype if isinstance(a, torch.Tensor) else a for a in args
                    if isinstance(a, (torch.Tensor, torch.dtype)))
-    key = ("helper", name, device_type, dtypes, _cpu_threads(device_type))
+    consts = tuple(a for a in args if not isinstance(a, (torch.Tensor, torch.dtype)))  # traced in as constants
+    key = ("helper", name, device_type, dtypes, consts, _cpu_threads(device_type))
     if key not in _FAILED and device_type in ("cpu", "cuda", "xpu"):
         compiled = _HELPERS.get(key)
         try:
@@ -225,9 +227,9 @@ def _standalone_helper(fn: Callable, args: tuple, options: dict) -> Callable:
     frame, so a call costs a few µs instead of ~0.2 ms of guards and wrappers; a backward pass
     unpacks spikes once per spike layer). Traced on the first call's arguments with every size
     symbolic; sizes equal in those arguments are taken to be equal in every call (so a helper's
-    arguments may share a size only where they always do). Arguments are passed as given: the
-    callers hand over contiguous tensors, and an argument the helper writes into (``out``) is
-    written in place."""
+    arguments may share a size only where they always do), and arguments that are not tensors
+    are constants of the trace (``compiled_or_eager`` keys on them). Tensors must be contiguous
+    (the artifact checks strides); one the helper writes into (``out``) is written in place."""
     from torch.fx.experimental.proxy_tensor import make_fx
     tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
 
@@ -249,6 +251,34 @@ def _standalone_helper(fn: Callable, args: tuple, options: dict) -> Callable:
 
     run.artifact = art
     return run
+
+
+_AFFINE_PROBES: dict[tuple, bool] = {}
+
+
+def _affine_rounds_like_aten(dtype: torch.dtype, device_type: str) -> bool:
+    """Whether ``kernels._affine_input`` compiled with the kernels' options (``-ffp-contract=fast``
+    makes ``addcmul(b, y, a)`` one fused multiply-add) gives ATen's ``addcmul`` bit for bit, the
+    shortcut term included: checked once per dtype, device type and thread count on a probe with
+    a vectorised body and a scalar tail (what a norm → neuron pair's backward relies on,
+    ``inflor.fused.ops.InputRecipe``). False where compiling fails (the uncompiled kernel source
+    is ATen's own ``addcmul``, but a kernel that cannot compile falls back per call anyway)."""
+    threads = _cpu_threads(device_type)
+    key = (dtype, device_type, threads)
+    ok = _AFFINE_PROBES.get(key)
+    if ok is None:
+        gen = torch.Generator().manual_seed(0)
+        y, a, b = (torch.randn(n, 4099, generator=gen, dtype=dtype).to(device_type) for n in (8, 1, 1))
+        r = (torch.rand(8, 4099, generator=gen) < 0.3).to(dtype).to(device_type)
+        try:
+            fn = _standalone_helper(_affine_input, (y, a, b, r), dict(_INDUCTOR_OPTIONS, **_thread_options(threads))) \
+                if device_type == "cpu" else torch.compile(_affine_input, fullgraph=True, options=_INDUCTOR_OPTIONS)
+            got = fn(y, a, b, r)
+            ok = torch.equal(got[0] if isinstance(got, (tuple, list)) else got, torch.addcmul(b, y, a) + r)
+        except Exception:   # no compiler: no recipes (the replay is exact by itself)
+            ok = False
+        _AFFINE_PROBES[key] = ok
+    return ok
 
 
 # which arguments of a kernel have sizes: time-first ones (dimension 0 is T) and the rest

@@ -60,7 +60,8 @@ class Spec(NamedTuple):
     s_is_1: bool = False          # input_scale s = 1: H = λU + X
     lam_is_1: bool = False        # decay λ = 1 (IF): H = U + sX, dL/dU[t-1] = dL/dH[t]
     v_reset_is_0: bool = False    # hard reset to V_reset = 0: U = H·(1 - O)
-    # statistics summed per row inside the kernel: x as [T, R, S] (see the operator's note)
+    # x as rows [T, R, S]: statistics summed per row inside the kernel, per-row inputs (see the
+    # operator's note; the backward also uses it for an input recipe's per-channel a, b)
     rows: bool = False
     # backward only: x is a norm's input y and the neuron's input is recomputed in the kernel as
     # z = addcmul(b, y, a) (+ extra[t] with ``extra``), a and b per row or per element of a step

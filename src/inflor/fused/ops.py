@@ -10,7 +10,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from ..scratch import reshaped
-from .compilation import _kernel_key, _run
+from .compilation import _FAILED, _affine_rounds_like_aten, _kernel_key, _run
 from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
 
 #: the longest time loop compiled as one kernel; longer sequences run in chunks of this length
@@ -45,7 +45,9 @@ def _channel_shape(x: torch.Tensor) -> tuple[int, int, int]:
 
 def _use_rows(x: torch.Tensor, stats: bool) -> bool:
     """Whether the statistics are summed per row inside the kernels (see the rows layout's note):
-    on the CPU, with at least ``ROWS_MIN_S`` spatial positions per channel."""
+    on the CPU, with at least ``ROWS_MIN_S`` spatial positions per channel. ``_use_rows(x, True)``
+    is whether x suits the rows layout at all (the backward also uses it for an input recipe's
+    per-channel a, b)."""
     return stats and x.device.type == "cpu" and _channel_shape(x)[2] >= ROWS_MIN_S
 
 
@@ -261,9 +263,12 @@ neuron_op.register_autograd(_neuron_op_backward, setup_context=_neuron_op_setup)
 # rebuild z, a full pass writing memory the kernel then reads back; while ``_NeuronFn.backward``
 # unpacks its saved tensors it may instead offer the recipe (``offer_input_recipe``): if taken,
 # the hook returns y in z's place and the backward kernel computes z in registers (``Spec.affine``).
-# That kernel must round like ATen's CPU batch norm (one fused multiply-add): on the first call of
-# each compiled variant its gradient is compared with the same kernel's on the materialised z
-# (a = 1, b = 0, r = 0, which is exact), and a variant that differs materialises z from then on.
+# That kernel must round like ATen's CPU batch norm (one fused multiply-add). Checked twice: the
+# recomputation itself, compiled alone with the kernels' options, must equal ATen's addcmul on a
+# probe (``_affine_rounds_like_aten``, once per dtype; else no recipe is taken); and on the first
+# call of each kernel variant (compiled or, after a failure, uncompiled) its gradient is compared
+# with the same kernel's on the materialised z (a = 1, b = 0, r = 0, which is exact) — a variant
+# that differs runs that way, on the materialised z, from then on.
 # ----------------------------------------------------------------------------------------------
 class InputRecipe(NamedTuple):
     """The neuron's input as z = addcmul(b_c, y, a_c) + extra: y [T, B, C, ...] contiguous, a and
@@ -293,7 +298,8 @@ def offer_input_recipe(recipe: InputRecipe) -> bool:
     usable = (y.dtype in (torch.float32, torch.float64) and y.is_contiguous() and y.dim() >= 3
               and all(v.shape == (C,) and v.dtype == y.dtype and v.device == y.device for v in (a, b))
               and (r is None or (r.shape == y.shape and r.dtype == y.dtype and r.is_contiguous()
-                                 and r.device == y.device)))
+                                 and r.device == y.device))
+              and _affine_rounds_like_aten(y.dtype, y.device.type))
     if usable:
         slot.append(recipe)
     return usable
@@ -301,11 +307,12 @@ def offer_input_recipe(recipe: InputRecipe) -> bool:
 
 def _saved_with_recipe(ctx) -> tuple[tuple, InputRecipe | None]:
     """``ctx.saved_tensors``, and the recipe a pair's unpack hook handed over for x (see above)."""
+    outer = getattr(_HANDOFF, "slot", None)     # a backward nested in an unpack hook has its own
     _HANDOFF.slot = slot = []
     try:
         saved = ctx.saved_tensors
     finally:
-        _HANDOFF.slot = None
+        _HANDOFF.slot = outer
     recipe = slot[0] if slot else None
     if recipe is not None and saved[0].data_ptr() != recipe.y.data_ptr():
         raise RuntimeError("inflor: an input recipe was handed over for a tensor other than the neuron's input")
@@ -313,24 +320,23 @@ def _saved_with_recipe(ctx) -> tuple[tuple, InputRecipe | None]:
 
 
 def _run_with_recipe(spec, x: Tensor, args: list, recipe: InputRecipe, t0: int, t1: int, shape, z: list):
-    """The backward kernel on one chunk with the recipe's affine input, or on the materialised z
-    (built once into ``z``) for a variant that does not reproduce it (checked on its first call,
-    see above)."""
+    """The backward kernel on one chunk with the recipe's affine input; for a variant that does
+    not reproduce z (checked on its first call, see above) the same kernel on the materialised z
+    (built once into ``z``) with a = 1, b = 0, r = 0."""
     key = _kernel_key("bwd", spec, x.dtype, x.device.type)
+    key = (key, key in _FAILED)         # the compiled kernel, or its uncompiled source
     ok = _AFFINE_EXACT.get(key)
-    got = _run("bwd", spec, x.dtype, x.device.type, *args) if ok is not False else None
     if ok:
-        return got
+        return _run("bwd", spec, x.dtype, x.device.type, *args)
+    got = _run("bwd", spec, x.dtype, x.device.type, *args) if ok is None else None
     if not z:
         z.append(recipe.materialize().contiguous().view(shape))
-    if ok is None:      # the same kernel on z with a = 1, b = 0, r = 0 (exact) as the reference
-        ident = [torch.ones_like(args[11]), torch.zeros_like(args[12]),
-                 None if args[13] is None else torch.zeros_like(args[13])]
-        want = _run("bwd", spec, x.dtype, x.device.type, z[0][t0:t1], *args[1:11], *ident)
+    ident = [torch.ones_like(args[11]), torch.zeros_like(args[12]),
+             None if args[13] is None else torch.zeros_like(args[13])]
+    want = _run("bwd", spec, x.dtype, x.device.type, z[0][t0:t1], *args[1:11], *ident)
+    if ok is None:
         _AFFINE_EXACT[key] = all(torch.equal(u, v) for u, v in zip(got, want))
-        return got if _AFFINE_EXACT[key] else want
-    plain = spec._replace(affine=False, extra=False)
-    return _run("bwd", plain, x.dtype, x.device.type, z[0][t0:t1], *args[1:11], None, None, None)
+    return want
 
 
 class _NeuronFn(torch.autograd.Function):
