@@ -112,12 +112,11 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
                  else ("t", keep(ex.detach())))
         return ("z", keep(yy.detach()), settings, r, t.shape, t.stride())
 
-    def context():
+    @contextlib.contextmanager
+    def context():      # the forward's autocast state, without autograd
         amp = contextlib.nullcontext() if autocast is None else torch.autocast(device, autocast[1], autocast[0])
-        ctx = contextlib.ExitStack()
-        ctx.enter_context(torch.no_grad())
-        ctx.enter_context(amp)
-        return ctx
+        with torch.no_grad(), amp:
+            yield
 
     def replay(y, st, rr, shape, stride):
         with context():

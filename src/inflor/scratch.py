@@ -3,7 +3,8 @@ gradients handed to autograd in a form it can accumulate into in place (``reshap
 
 The memory mechanisms (docs/performance.md, "Training memory") rebuild in backward what an
 ANN would have kept: a spike layer unpacks its input spikes for the weight gradient
-(``inflor.bitpack``), a norm → neuron pair replays the neuron's input (``inflor.pairing``). Each
+(``inflor.bitpack``), a norm → neuron pair replays the neuron's input where the neuron's kernel
+does not compute it (``inflor.pairing``). Each
 rebuilt tensor is full-size and lives for one layer's backward. On the CPU, glibc serves an
 allocation above its mmap threshold (which it raises up to 32 MiB) with a fresh mapping: every
 such tensor pays a page fault per 4 KiB page on first write and an ``munmap`` when freed — on

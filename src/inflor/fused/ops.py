@@ -180,20 +180,20 @@ def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, sett
     step = (B * C, S) if rows else (x.numel() // T,)
     shape = (T, *step)
     g1 = g2 = gxs = gos = thr = vth = None
+    # per-channel inputs [C] (the statistics' gradients, a recipe's a and b) per row, or spread to
+    # one value per element of a step (a flat loop fuses into one pass, where broadcasting [C]
+    # inside it splits)
+    width, shape_g = (1, (B * C, 1)) if rows else (S, step)
+    per_channel = lambda v: v.view(1, C, 1).expand(B, C, width).reshape(shape_g)  # noqa: E731
     if stats:
         zero = lambda g, n: g if g is not None else torch.zeros(n, dtype=cdt, device=x.device)  # noqa: E731
-        # the statistics' per-channel gradients, per row, or spread to one value per element of a
-        # step (a flat loop fuses into one pass, where broadcasting [C] inside it splits)
-        width, shape_g = (1, (B * C, 1)) if rows else (S, step)
-        g1, g2 = (zero(g, C).to(cdt).view(1, C, 1).expand(B, C, width).reshape(shape_g)
-                  for g in (g_hsum, g_hsqsum))
+        g1, g2 = (per_channel(zero(g, C).to(cdt)) for g in (g_hsum, g_hsqsum))
         gxs, gos = (zero(g, ()).to(cdt).reshape(1) for g in (g_xsum, g_osum))  # [1]: broadcast in the kernel
     if rows:
         thr, vth = _per_row(p[P_THR], B * C), _per_row(p[P_VTH], B * C)
     aff_a = aff_b = extra = None
-    if recipe is not None:      # a, b per row or per element of a step, like g1, g2
-        width, shape_g = (1, (B * C, 1)) if rows else (S, step)
-        aff_a, aff_b = (v.view(1, C, 1).expand(B, C, width).reshape(shape_g) for v in (recipe.a, recipe.b))
+    if recipe is not None:
+        aff_a, aff_b = per_channel(recipe.a), per_channel(recipe.b)
         extra = None if recipe.extra is None else recipe.extra.view(shape)
         spec_base = spec_base._replace(affine=True, extra=extra is not None)
     xc = x.contiguous().view(shape)
