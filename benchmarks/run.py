@@ -320,8 +320,18 @@ def peak_rss_step_bytes(step) -> int | None:
     return _status_bytes("VmHWM") - start
 
 
+#: untimed training steps at the start of each step-timing process. The first compiles and
+#: allocates; the next ones still run while glibc's heap grows into the step's allocation pattern.
+#: In a fresh process (getrusage's minor page faults per step, by hand at 9197b26) an inflor
+#: ResNet-19/4 T = 8 step faulted in 762 k pages on its second step, 479 k on its third and fourth
+#: and 135-508 k on the next six (the ANN twin: 248-594 k throughout), and inflor's first timed step
+#: after one warm-up step was its slowest of ten in 3 of 3 processes. A training run's thousands of
+#: steps are the steady state.
+STEP_WARMUP = 3
+
+
 def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str = "default",
-                 passes: int = 2) -> dict:
+                 passes: int = 2, warmup: int = STEP_WARMUP) -> dict:
     gen = torch.Generator().manual_seed(0)
     leaf = torch.randn(shape, generator=gen).requires_grad_(True)
     in_bytes = leaf.numel() * leaf.element_size()
@@ -338,7 +348,7 @@ def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str
         v["fraction_of_sj"] = v["bytes_per_input_byte"] / sj if sj else None
 
     return {"neuron_shape": list(shape), "per_layer": per_layer,
-            "training_step": bench_training_memory(batch, Ts, peers, rounds, allocator, passes)}
+            "training_step": bench_training_memory(batch, Ts, peers, rounds, allocator, passes, warmup)}
 
 
 #: the training-step memory rows' names (``_row_names`` lists them in table order)
@@ -405,14 +415,14 @@ def _batch(batch: int):
 
 
 def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: str = "default",
-                          passes: int = 2) -> dict:
+                          passes: int = 2, warmup: int = STEP_WARMUP) -> dict:
     """Per network and T: saved-for-backward MiB (saved-tensor hooks, distinct storages, one
     training forward) and the peak MiB of a whole step (``peak_rss_step_bytes``), measured here
     (with the fixed mmap threshold); and the median step time, each row timed in processes of its
     own (``step_times_in_children``). Each also as a ratio to the ANN twin."""
     images, labels = _batch(batch)
     loss_fn = nn.CrossEntropyLoss()
-    times = step_times_in_children(batch, Ts, rounds, peers, passes=passes, allocator=allocator)
+    times = step_times_in_children(batch, Ts, rounds, peers, passes=passes, allocator=allocator, warmup=warmup)
     out = {}
     for net_name in NETWORKS:
         by_T = {}
@@ -435,7 +445,8 @@ def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: s
                 r["step_x_ann_per_pass"] = _per_pass_ratio(r.get("step_s_passes"), ann.get("step_s_passes"))
             by_T[str(T)] = rows
         out[net_name] = by_T
-    return {"batch": batch, "rounds": rounds, "step_passes": passes, "step_allocator": allocator, "networks": out}
+    return {"batch": batch, "rounds": rounds, "step_warmup": warmup, "step_passes": passes, "step_allocator": allocator,
+            "networks": out}
 
 
 def _per_pass_ratio(row: list | None, ann: list | None) -> float | None:
@@ -449,16 +460,18 @@ def _per_pass_ratio(row: list | None, ann: list | None) -> float | None:
     return statistics.median(ratios) if ratios else None
 
 
-def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, with_peers: bool) -> list[float]:
-    """Wall times (s) of ``rounds`` training steps of one memory row, after a warm-up step (run
-    by ``step_times_in_children`` in a process of its own)."""
+def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, with_peers: bool,
+                   warmup: int = STEP_WARMUP) -> list[float]:
+    """Wall times (s) of ``rounds`` training steps of one memory row, after ``warmup`` untimed
+    steps (run by ``step_times_in_children`` in a process of its own)."""
     peers = peer_lib.available() if with_peers else {}
     images, labels = _batch(batch)
     built = _variant_steps(net_name, T, peers, images, labels, only=row)
     if not built:       # e.g. SpikingJelly's memopt declined this network: no row, no times
         return []
     (_, _, step), = built.values()
-    step()
+    for _ in range(max(1, warmup)):
+        step()
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
@@ -474,10 +487,10 @@ HEAP_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "2000000000", "MALLOC_TRIM_THRESHOLD
 
 
 def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int = 2,
-                           allocator: str = "default") -> dict:
+                           allocator: str = "default", warmup: int = STEP_WARMUP) -> dict:
     """Median and min step time (s) of each memory row, per network and T, each row timed as a
     training run is, in a process of its own with glibc's default allocator: ``row_step_times``
-    (a warm-up step, then ``rounds`` steps), ``passes`` times over the rows in turn, so that load
+    (``warmup`` untimed steps, then ``rounds`` steps), ``passes`` times over the rows in turn, so that load
     drifts hit every row alike. Own processes, because rows timed in one process found the
     allocator's cache emptied or fragmented by each other's tensors (on this CPU that cost a row
     up to 30%, whichever ran after a larger one); and the memory measurement's fixed mmap
@@ -490,7 +503,7 @@ def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import torch; "
             "torch.set_num_threads(int(sys.argv[2])); import run; "
             "print(json.dumps(run.row_step_times(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], "
-            "int(sys.argv[7]), sys.argv[8] == '1')))")
+            "int(sys.argv[7]), sys.argv[8] == '1', int(sys.argv[9]))))")
     times: dict = {}
     per_pass: dict = {}
     for _ in range(passes):
@@ -499,7 +512,7 @@ def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int
                 for row in _row_names(peers):
                     proc = subprocess.run(
                         [sys.executable, "-c", code, str(HERE), str(torch.get_num_threads()), net_name, str(T),
-                         str(batch), row, str(rounds), "1" if peers else "0"],
+                         str(batch), row, str(rounds), "1" if peers else "0", str(warmup)],
                         env=env, capture_output=True, text=True)
                     if proc.returncode != 0:
                         print(f"  step times {net_name} T={T} {row}: failed\n{proc.stderr[-2000:]}", flush=True)
@@ -740,6 +753,9 @@ def main(argv=None) -> int:
     ap.add_argument("--step-passes", type=int, default=2,
                     help="passes over the memory part's rows, one process per row and pass, 3 timed steps each "
                          "(default 2: medians of 6 steps; more narrow this machine's ±10–20%% per-process spread)")
+    ap.add_argument("--step-warmup", type=int, default=STEP_WARMUP,
+                    help=f"untimed steps at the start of each step-timing process (default {STEP_WARMUP}: "
+                         "compiling, then glibc's heap growing into the step's pattern; see STEP_WARMUP)")
     ap.add_argument("--no-peers", action="store_true", help="leave out SpikingJelly, snnTorch and Norse")
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--baseline", default=str(HERE / "baseline.json"))
@@ -775,7 +791,7 @@ def main(argv=None) -> int:
         shape = (4, 8, 128, 16, 16) if q else (4, 32, 128, 16, 16)
         batch = args.memory_batch or (8 if q else 32)
         results["memory"] = bench_memory(shape, batch, tuple(args.memory_timesteps), peers, 3, args.step_allocator,
-                                         args.step_passes)
+                                         args.step_passes, args.step_warmup)
         print(report({"memory": results["memory"]}), flush=True)
     if "warmup" in parts:
         results["warmup"] = bench_warmup(torch.get_num_threads())
