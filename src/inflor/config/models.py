@@ -61,6 +61,7 @@ AmpDtype = choice("auto", "float16", "bfloat16")
 TrainActivationCheckpointing = checked(_act_ckpt, "train.activation_checkpointing")
 Progress = choice("auto", "bar", "plain", "none")
 Bptt = choice("full", "online")
+HostAllocator = choice("auto", "heap", "system")
 TrainSnapshots = checked(_snapshots, "train.snapshots")
 PaperTable = checked(_table, "paper.table")
 PaperNotes = checked(_notes, "paper.notes")
@@ -140,6 +141,10 @@ class Train(Section):
     amp: bool = Field(False, description="mixed precision (CUDA: float16 + grad scaling; CPU: bfloat16)")
     amp_dtype: AmpDtype = Field("auto", description="autocast dtype")
     device: Str = Field("auto", description="auto (CUDA if present), cpu, cuda, cuda:N")
+    host_allocator: HostAllocator = Field(
+        "auto", description="heap: glibc keeps freed CPU memory for the next step (faster CPU steps, resident "
+                            "memory stays at its peak); system: the C library's defaults; auto: heap when "
+                            "training on the CPU (inflor.train.host_allocator)")
     log_every: Int = Field(50, ge=1, description="TensorBoard step-loss interval (steps)")
     eval_every: Int = Field(1, ge=1, description="test every N epochs (and always after the last)")
     save_every: Int = Field(1, ge=1, description="write checkpoints/last.pt every N epochs (and after the last)")

@@ -142,7 +142,8 @@ SCHEMA: dict[str, tuple[Any, _Values, str]] = {
 FIELDS = dict(_leaves(Config))
 
 #: Keys that do not change what a run computes; on --resume they may differ from the saved run.
-RUNTIME_KEYS = ("data.root", "data.workers", "data.test_batch_size", "train.device", "train.log_every",
+RUNTIME_KEYS = ("data.root", "data.workers", "data.test_batch_size", "train.device", "train.host_allocator",
+                "train.log_every",
                 "train.progress", "train.tensorboard", "train.stop_after_epochs", "train.eval_every",
                 "train.save_every", "train.snapshots", "train.snapshot_batches", "paper.notes", "description")
 

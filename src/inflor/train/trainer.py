@@ -43,6 +43,7 @@ from .config import ConfigError, dump_config  # noqa: F401  (re-exported)
 from .distributed import (DistInfo, barrier, bare_model, broadcast_object, cleanup, init_distributed,  # noqa: F401
                           peer_failure, per_process_batch)
 from .evaluate import SpikeCounter, evaluate  # noqa: F401  (re-exported)
+from .host_allocator import use_host_allocator
 from .interrupts import Interrupts
 from .loop import EpochResult, train_epoch  # noqa: F401  (re-exported)
 from .objective import METRIC_FIELDS, compute_loss, metric_fields, needs_stats  # noqa: F401  (re-exported)
@@ -111,6 +112,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         set_deterministic(t["deterministic"], self.device)
+        self.host_allocator = use_host_allocator(t["host_allocator"], self.device)
         # the config's batch sizes are global (as the papers state them): each process loads its share
         self.batch_size = per_process_batch(cfg["data"]["batch_size"], self.dist.world_size)
         self.test_batch_size = per_process_batch(cfg["data"]["test_batch_size"] or cfg["data"]["batch_size"],
@@ -194,7 +196,7 @@ class Trainer:
         if self.start_epoch == 0:
             self.log(f"run {self.out}: {self.model_name} ({self.n_params / 1e6:.3f} M params) on "
                      f"{self.info.name} ({len(self.train_ds)} train / {len(self.test_ds)} test), "
-                     f"{epochs} epochs, device {self.device}"
+                     f"{epochs} epochs, device {self.device} (host allocator {self.host_allocator})"
                      + (f", {self.dist.world_size} processes" if self.dist.enabled else ""))
         self.status = "running"
         stop_after = t["stop_after_epochs"]
