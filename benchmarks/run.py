@@ -32,8 +32,9 @@ Definitions (docs/performance.md has the full text):
   backward, SGD step) above the memory at its start, read from Linux's ``VmHWM`` with glibc's mmap
   threshold fixed at 64 KiB (the script re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536``
   when the part runs), so every tensor is returned to the system when freed; and the step time:
-  the median of 2 × 3 steps per row, each row run in processes of its own with glibc's default
-  allocator (see ``step_times_in_children``).
+  the median of 2 × 3 steps per row, each row run in processes of its own with the host allocator
+  ``inflor train`` uses on a CPU (``--step-allocator heap``, ``train.host_allocator``; ``system``:
+  glibc's defaults), with each process's peak resident memory (see ``step_times_in_children``).
 """
 from __future__ import annotations
 
@@ -330,7 +331,7 @@ def peak_rss_step_bytes(step) -> int | None:
 STEP_WARMUP = 3
 
 
-def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str = "default",
+def bench_memory(shape, batch: int, Ts, peers: dict, rounds: int, allocator: str = "heap",
                  passes: int = 2, warmup: int = STEP_WARMUP) -> dict:
     gen = torch.Generator().manual_seed(0)
     leaf = torch.randn(shape, generator=gen).requires_grad_(True)
@@ -414,7 +415,7 @@ def _batch(batch: int):
     return torch.randn(batch, 3, 32, 32, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
 
 
-def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: str = "default",
+def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: str = "heap",
                           passes: int = 2, warmup: int = STEP_WARMUP) -> dict:
     """Per network and T: saved-for-backward MiB (saved-tensor hooks, distinct storages, one
     training forward) and the peak MiB of a whole step (``peak_rss_step_bytes``), measured here
@@ -436,12 +437,13 @@ def bench_training_memory(batch: int, Ts, peers: dict, rounds: int, allocator: s
                 rows[name] = {"saved_mib": None if saved is None else saved / 2 ** 20,
                               "peak_mib": None if peak is None else peak / 2 ** 20,
                               "step_s": t.get("median_s"), "step_s_min": t.get("min_s"),
-                              "step_s_passes": t.get("pass_medians_s")}
+                              "step_s_passes": t.get("pass_medians_s"),
+                              "process_peak_mib": t.get("process_peak_mib")}
                 print(f"  {net_name} T={T} {name}: {rows[name]}", flush=True)
             ann = rows[ROW_ANN]
             for r in rows.values():
-                for k in ("saved_mib", "peak_mib", "step_s"):
-                    r[f"{k}_x_ann"] = None if r[k] is None or not ann[k] else r[k] / ann[k]
+                for k in ("saved_mib", "peak_mib", "step_s", "process_peak_mib"):
+                    r[f"{k}_x_ann"] = None if r.get(k) is None or not ann.get(k) else r[k] / ann[k]
                 r["step_x_ann_per_pass"] = _per_pass_ratio(r.get("step_s_passes"), ann.get("step_s_passes"))
             by_T[str(T)] = rows
         out[net_name] = by_T
@@ -461,69 +463,96 @@ def _per_pass_ratio(row: list | None, ann: list | None) -> float | None:
 
 
 def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, with_peers: bool,
-                   warmup: int = STEP_WARMUP) -> list[float]:
+                   warmup: int = STEP_WARMUP, allocator: str = "heap") -> dict:
     """Wall times (s) of ``rounds`` training steps of one memory row, after ``warmup`` untimed
-    steps (run by ``step_times_in_children`` in a process of its own)."""
+    steps, and the process's peak resident MiB over those steps (``VmHWM`` reset at their start,
+    None without /proc: the libraries, model, compiled kernels and the step's tensors, and under
+    ``heap`` what glibc keeps for reuse); run by
+    ``step_times_in_children`` in a process of its own, with ``allocator`` applied first as a
+    training run on the CPU applies ``train.host_allocator`` (``inflor.train.host_allocator``:
+    ``heap`` or ``system``)."""
+    from inflor.train.host_allocator import use_host_allocator
+    in_effect = use_host_allocator(allocator, "cpu")
     peers = peer_lib.available() if with_peers else {}
     images, labels = _batch(batch)
     built = _variant_steps(net_name, T, peers, images, labels, only=row)
     if not built:       # e.g. SpikingJelly's memopt declined this network: no row, no times
-        return []
+        return {"times": [], "allocator": in_effect, "vmhwm_mib": None}
     (_, _, step), = built.values()
     for _ in range(max(1, warmup)):
         step()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    return times
+    try:
+        hwm = _status_bytes("VmHWM") / 2 ** 20
+    except (OSError, AttributeError):
+        hwm = None
+    return {"times": times, "allocator": in_effect, "vmhwm_mib": hwm}
 
 
-#: ``--step-allocator heap``: glibc settings under which freed tensors stay in the heap for reuse
-#: instead of going back to the system (no page faults on the next step's allocations), the
-#: effect the allocators PyTorch recommends for CPU training (jemalloc, tcmalloc) also have
-HEAP_ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": "2000000000", "MALLOC_TRIM_THRESHOLD_": "4000000000"}
+#: ``--step-allocator``: what the step-timing processes apply before building their row, spelled
+#: as ``train.host_allocator`` spells it. ``heap`` (the default) is what ``inflor train`` does on a
+#: CPU (``auto``): glibc keeps freed blocks for the next step instead of unmapping them;
+#: ``system`` leaves glibc's defaults (every tensor above its mmap threshold, at most 32 MiB, a
+#: fresh mapping whose pages fault in again every step)
+STEP_ALLOCATORS = ("heap", "system")
 
 
 def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int = 2,
-                           allocator: str = "default", warmup: int = STEP_WARMUP) -> dict:
+                           allocator: str = "heap", warmup: int = STEP_WARMUP) -> dict:
     """Median and min step time (s) of each memory row, per network and T, each row timed as a
-    training run is, in a process of its own with glibc's default allocator: ``row_step_times``
-    (``warmup`` untimed steps, then ``rounds`` steps), ``passes`` times over the rows in turn, so that load
-    drifts hit every row alike. Own processes, because rows timed in one process found the
-    allocator's cache emptied or fragmented by each other's tensors (on this CPU that cost a row
-    up to 30%, whichever ran after a larger one); and the memory measurement's fixed mmap
-    threshold would charge every row for its allocations rather than its work. ``allocator``:
-    ``"default"`` (glibc's own settings) or ``"heap"`` (``HEAP_ALLOCATOR``)."""
+    training run is, in a process of its own: ``row_step_times`` (``allocator`` applied, ``warmup``
+    untimed steps, then ``rounds`` steps), ``passes`` times over the rows in turn, so that load
+    drifts hit every row alike; with the largest resident MiB of its processes over their timed
+    steps (``process_peak_mib``). Own
+    processes, because rows timed in one process found the allocator's cache emptied or
+    fragmented by each other's tensors (on this CPU that cost a row up to 30%, whichever ran after
+    a larger one); and the memory measurement's fixed mmap threshold would charge every row for
+    its allocations rather than its work."""
     import subprocess
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
-    if allocator == "heap":
-        env.update(HEAP_ALLOCATOR)
+    if allocator not in STEP_ALLOCATORS:
+        raise ValueError(f"step allocator {allocator!r}: expected one of {', '.join(STEP_ALLOCATORS)}")
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
     code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import torch; "
             "torch.set_num_threads(int(sys.argv[2])); import run; "
             "print(json.dumps(run.row_step_times(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], "
-            "int(sys.argv[7]), sys.argv[8] == '1', int(sys.argv[9]))))")
+            "int(sys.argv[7]), sys.argv[8] == '1', int(sys.argv[9]), sys.argv[10])))")
     times: dict = {}
     per_pass: dict = {}
+    hwm: dict = {}
     for _ in range(passes):
         for net_name in NETWORKS:
             for T in Ts:
                 for row in _row_names(peers):
                     proc = subprocess.run(
                         [sys.executable, "-c", code, str(HERE), str(torch.get_num_threads()), net_name, str(T),
-                         str(batch), row, str(rounds), "1" if peers else "0", str(warmup)],
+                         str(batch), row, str(rounds), "1" if peers else "0", str(warmup), allocator],
                         env=env, capture_output=True, text=True)
                     if proc.returncode != 0:
                         print(f"  step times {net_name} T={T} {row}: failed\n{proc.stderr[-2000:]}", flush=True)
                         per_pass.setdefault((net_name, str(T), row), []).append(None)
                         continue
                     got = json.loads(proc.stdout.strip().splitlines()[-1])
-                    times.setdefault(net_name, {}).setdefault(str(T), {}).setdefault(row, []).extend(got)
-                    per_pass.setdefault((net_name, str(T), row), []).append(statistics.median(got) if got else None)
-                    print(f"  step times {net_name} T={T} {row}: {' '.join(f'{t:.2f}' for t in got)} s", flush=True)
+                    if got["allocator"] != allocator:
+                        raise RuntimeError(f"the {allocator} allocator could not be applied here "
+                                           f"(got {got['allocator']}); use --step-allocator system")
+                    t_row = got["times"]
+                    times.setdefault(net_name, {}).setdefault(str(T), {}).setdefault(row, []).extend(t_row)
+                    per_pass.setdefault((net_name, str(T), row), []).append(statistics.median(t_row) if t_row else None)
+                    if got["vmhwm_mib"] is not None:
+                        key = (net_name, str(T), row)
+                        hwm[key] = max(hwm.get(key, 0.0), got["vmhwm_mib"])
+                    print(f"  step times {net_name} T={T} {row}: {' '.join(f'{t:.2f}' for t in t_row)} s"
+                          f" (process peak {got['vmhwm_mib'] or float('nan'):.0f} MiB)", flush=True)
     return {net: {T: {row: {"median_s": statistics.median(v), "min_s": min(v),
-                            "pass_medians_s": per_pass[net, T, row]}
+                            "pass_medians_s": per_pass[net, T, row], "process_peak_mib": hwm.get((net, T, row))}
                       for row, v in by_row.items()}
                   for T, by_row in by_T.items()} for net, by_T in times.items()}
 
@@ -683,11 +712,13 @@ def report(results: dict) -> str:
                 for k, v in res.items():
                     rows.append([k, T, fmt(v["saved_mib"], ".0f"), fmt(v["saved_mib_x_ann"]),
                                  fmt(v["peak_mib"], ".0f"), fmt(v["peak_mib_x_ann"]),
-                                 fmt(v["step_s"], ".2f"), fmt(v["step_s_x_ann"]), fmt(v.get("step_x_ann_per_pass"))])
+                                 fmt(v["step_s"], ".2f"), fmt(v["step_s_x_ann"]), fmt(v.get("step_x_ann_per_pass")),
+                                 fmt(v.get("process_peak_mib"), ".0f")])
             out.append(table(f"(c) training step memory and time, {net}, B={tm['batch']}, 32×32 "
                              f"(step s: median of {tm.get('step_passes', 2)}×{tm.get('rounds', 1)} steps, {tm.get('step_allocator', 'default')} allocator; "
                              "× ANN per pass: median over passes of the ratio within a pass)",
-                             ["", "T", "saved MiB", "× ANN", "peak MiB", "× ANN", "step s", "× ANN", "× ANN per pass"], rows))
+                             ["", "T", "saved MiB", "× ANN", "peak MiB", "× ANN", "step s", "× ANN", "× ANN per pass",
+                              "process peak MiB"], rows))
     return "\n".join(out)
 
 
@@ -747,9 +778,9 @@ def main(argv=None) -> int:
                     help="batch of the training-step memory part (default 8 with --quick, else 32)")
     ap.add_argument("--memory-timesteps", type=int, nargs="+", default=[4, 8, 16],
                     help="T of the training-step memory part (default 4 8 16)")
-    ap.add_argument("--step-allocator", choices=["default", "heap"], default="default",
-                    help="glibc settings of the processes that time the memory part's steps: its defaults, or "
-                         "freed memory kept in the heap (see HEAP_ALLOCATOR)")
+    ap.add_argument("--step-allocator", choices=STEP_ALLOCATORS, default="heap",
+                    help="train.host_allocator of the processes that time the memory part's steps (default heap: "
+                         "what inflor train does on a CPU; system: glibc's defaults; see STEP_ALLOCATORS)")
     ap.add_argument("--step-passes", type=int, default=2,
                     help="passes over the memory part's rows, one process per row and pass, 3 timed steps each "
                          "(default 2: medians of 6 steps; more narrow this machine's ±10–20%% per-process spread)")
