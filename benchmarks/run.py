@@ -483,15 +483,16 @@ def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, wit
         step()
     try:
         Path("/proc/self/clear_refs").write_text("5")
+        reset = True
     except OSError:
-        pass
+        reset = False           # then VmHWM would be the whole process's peak, not the steps'
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
     try:
-        hwm = _status_bytes("VmHWM") / 2 ** 20
+        hwm = _status_bytes("VmHWM") / 2 ** 20 if reset else None
     except (OSError, AttributeError):
         hwm = None
     return {"times": times, "allocator": in_effect, "vmhwm_mib": hwm}

@@ -9,34 +9,34 @@ kernel zero-fills on first touch: on the project's 2-core CPU a quarter or more 
 step's CPU time was spent in page faults, and how much varied by ±10-20 % between processes of
 the same code (docs/design.md §9.1; docs/performance.md, "Why one row's step time moves").
 
-``keep_freed_memory`` raises both thresholds with ``mallopt`` (``M_MMAP_THRESHOLD`` = 1 GiB,
-``M_TRIM_THRESHOLD`` = 2 GiB - 1): blocks up to 1 GiB come from the heap and go back to it when
-freed, so the next step reuses pages that are already resident. That is what the jemalloc or
-tcmalloc of PyTorch's CPU performance guide buy, without preloading a library. The price is
-resident memory: the process keeps its high-water mark instead of shrinking between steps.
+``keep_freed_memory`` raises both thresholds with ``mallopt`` (``M_MMAP_THRESHOLD`` = 1 GiB, or
+32 MiB where glibc is older than 2.35 and refuses more; ``M_TRIM_THRESHOLD`` = 2 GiB - 1):
+blocks up to that size come from the heap and go back to it when freed, so the next step reuses
+pages that are already resident. That is what the jemalloc or tcmalloc of PyTorch's CPU
+performance guide buy, without preloading a library. The price is resident memory: the process
+keeps its high-water mark, and glibc's free blocks, instead of shrinking between steps.
 
 Settings (``HOST_ALLOCATORS``): ``heap`` (the above), ``system`` (the C library's defaults,
 untouched) and ``auto`` (``heap`` when the run trains on the CPU, ``system`` otherwise, where
 host memory only feeds the data loader). The setting is process-wide and lasts for the rest of
 the process (glibc cannot return to its dynamic threshold); forked data-loader workers inherit
-it. Where the C library is not glibc (macOS, Windows, musl) ``heap`` does nothing and says so.
+it. Where the C library is not glibc (macOS, Windows, musl) ``heap`` does nothing (and says so
+when it was asked for by name rather than by ``auto``).
 """
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import sys
-from typing import get_args
+from typing import Callable, get_args
 
 import torch
 
 from inflor.config.models import HostAllocator
+from inflor.logs import warning
 
-__all__ = ["HOST_ALLOCATORS", "MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory", "resolve_host_allocator",
-           "use_host_allocator"]
-
-log = logging.getLogger(__name__)
+__all__ = ["HOST_ALLOCATORS", "MMAP_THRESHOLD", "OLD_GLIBC_MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory",
+           "resolve_host_allocator", "use_host_allocator"]
 
 #: the values of ``train.host_allocator`` (as the config schema declares them)
 HOST_ALLOCATORS: tuple[str, ...] = get_args(get_args(HostAllocator)[0])
@@ -47,8 +47,15 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 #: blocks up to this size come from glibc's heap under ``heap`` (a larger one, rare in training,
 #: is still its own mapping, so it does not stay resident after it is freed)
 MMAP_THRESHOLD = 1 << 30
+#: the largest mmap threshold glibc before 2.35 accepts (half its per-thread heap size, 32 MiB on
+#: 64-bit): ``heap`` falls back to it there
+OLD_GLIBC_MMAP_THRESHOLD = 4 * 1024 * 1024 * ctypes.sizeof(ctypes.c_long)
 #: free memory at the top of the heap is handed back to the system above this (``mallopt`` takes an int)
 TRIM_THRESHOLD = (1 << 31) - 1
+
+#: the mmap threshold ``keep_freed_memory`` set in this process (None: not called, or refused):
+#: glibc cannot go back to its dynamic threshold, so a later ``system`` run still has it
+_applied: int | None = None
 
 
 def _glibc():
@@ -63,17 +70,25 @@ def _glibc():
         return None
 
 
-def keep_freed_memory() -> bool:
+def keep_freed_memory() -> int | None:
     """Make glibc keep freed blocks in its heap for reuse: ``mallopt(M_MMAP_THRESHOLD,
-    MMAP_THRESHOLD)`` and ``mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)``. Returns whether both took
-    effect (False where the C library is not glibc or refuses a value). Process-wide and for the
-    rest of the process."""
+    MMAP_THRESHOLD)`` (``OLD_GLIBC_MMAP_THRESHOLD`` where glibc < 2.35 refuses that), then
+    ``mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)``. Returns the mmap threshold now in effect, in
+    bytes, or None where nothing was changed (the C library is not glibc, or it refused).
+    Process-wide and for the rest of the process."""
+    global _applied
     libc = _glibc()
     if libc is None:
-        return False
-    ok_mmap = libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(MMAP_THRESHOLD)) == 1
-    ok_trim = libc.mallopt(ctypes.c_int(_M_TRIM_THRESHOLD), ctypes.c_int(TRIM_THRESHOLD)) == 1
-    return ok_mmap and ok_trim
+        return None
+    for threshold in (MMAP_THRESHOLD, OLD_GLIBC_MMAP_THRESHOLD):
+        if libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(threshold)) == 1:
+            break
+    else:
+        return None
+    if libc.mallopt(ctypes.c_int(_M_TRIM_THRESHOLD), ctypes.c_int(TRIM_THRESHOLD)) != 1:
+        return None
+    _applied = threshold
+    return threshold
 
 
 def resolve_host_allocator(setting: str, device: torch.device | str) -> str:
@@ -86,13 +101,22 @@ def resolve_host_allocator(setting: str, device: torch.device | str) -> str:
     return setting
 
 
-def use_host_allocator(setting: str, device: torch.device | str) -> str:
-    """Apply ``train.host_allocator`` for a run on ``device``; returns what is in effect,
-    ``heap`` or ``system`` (``system`` also where ``heap`` was asked for without glibc, with a
-    warning in the log)."""
+def use_host_allocator(setting: str, device: torch.device | str,
+                       warn: Callable[[str], None] = warning) -> str:
+    """Apply ``train.host_allocator`` for a run on ``device``; returns what is in effect, ``heap``
+    or ``system``. ``warn`` (default: the ``inflor`` logger's warning) is told when that is not
+    what was asked: ``heap`` set explicitly where glibc is missing or refuses (``auto`` falls back
+    to ``system`` silently), or ``system`` asked for after an earlier ``heap`` in this process."""
     chosen = resolve_host_allocator(setting, device)
-    if chosen == "heap" and not keep_freed_memory():
-        log.warning("train.host_allocator=%s: glibc's mallopt is not available here; the C library's "
-                    "defaults stay", setting)
+    if chosen == "system":
+        if _applied is not None:
+            warn(f"train.host_allocator={setting}: an earlier run in this process set heap, and glibc cannot "
+                 "undo it; this run keeps it")
+            return "heap"
         return "system"
-    return chosen
+    if keep_freed_memory() is None:
+        if setting == "heap":
+            warn("train.host_allocator=heap: glibc's mallopt is missing here or refused the thresholds; "
+                 "the C library's defaults stay")
+        return "system"
+    return "heap"

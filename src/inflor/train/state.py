@@ -56,4 +56,5 @@ def restore(tr) -> None:
     tr.elapsed_before = float(ck.get("elapsed", 0.0))
     if "rng" in ck:
         set_rng_state(ck["rng"])
-    tr.log(f"resuming {tr.out} after epoch {tr.start_epoch} (best test acc so far {fmt(tr.best_acc)})")
+    tr.log(f"resuming {tr.out} after epoch {tr.start_epoch} (best test acc so far {fmt(tr.best_acc)}; "
+           f"host allocator {tr.host_allocator})")

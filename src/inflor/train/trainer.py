@@ -112,7 +112,7 @@ class Trainer:
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         set_deterministic(t["deterministic"], self.device)
-        self.host_allocator = use_host_allocator(t["host_allocator"], self.device)
+        self.host_allocator = use_host_allocator(t["host_allocator"], self.device, warn=self.log)
         # the config's batch sizes are global (as the papers state them): each process loads its share
         self.batch_size = per_process_batch(cfg["data"]["batch_size"], self.dist.world_size)
         self.test_batch_size = per_process_batch(cfg["data"]["test_batch_size"] or cfg["data"]["batch_size"],
