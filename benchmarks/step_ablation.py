@@ -11,7 +11,9 @@ memory (``inflor.scratch``: every rebuilt tensor freshly allocated); without the
 neuron keeps its input); without the spike layers (``inflor.layers.unspike``: convs keep float spikes); without
 both. Each row runs step after step as a training loop does (a warm-up step, then ``--steps``
 timed steps), the rows in turn, ``--passes`` times over; medians and ratios to the ANN twin,
-taken in one process. Prints a table and writes JSON (``--out``).
+taken in one process, with ``--host-allocator`` applied first (default ``heap``, as ``inflor train``
+on a CPU; ``system``: glibc's defaults, as the runs before 2026-12-03). Prints a table and writes
+JSON (``--out``).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from inflor import pairing, scratch  # noqa: E402
 from inflor.layers import unspike  # noqa: E402
 from inflor.models import blocks  # noqa: E402
 from inflor.pairing import _unpaired  # noqa: E402  (norm_neuron without the pairing)
+from inflor.train.host_allocator import use_host_allocator  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -44,10 +47,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--host-allocator", choices=["heap", "system"], default="heap",
+                    help="train.host_allocator of this process (default heap, as inflor train on a CPU)")
     ap.add_argument("--out", default=str(HERE / "results" / "step-ablation.json"))
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    allocator = use_host_allocator(args.host_allocator, "cpu")
     torch.manual_seed(0)
     snn = bench.NETWORKS[args.net](timesteps=args.T, neuron="lif", neuron_options={"backend": "fused"})
     plain = unspike(copy.deepcopy(snn))
@@ -80,13 +86,13 @@ def main(argv=None) -> int:
     res = {k: {"median_s": statistics.median(v), "min_s": min(v), "x_ann": statistics.median(v) / ann}
            for k, v in times.items()}
     title = (f"training step, {args.net}, B={args.B}, T={args.T}, {torch.get_num_threads()} threads "
-             f"(median of {args.passes}×{args.steps} steps)")
+             f"(median of {args.passes}×{args.steps} steps, host allocator {allocator})")
     print(bench.table(title, ["", "median s", "min s", "× ANN"],
                       [[k, f"{v['median_s']:.3f}", f"{v['min_s']:.3f}", f"{v['x_ann']:.2f}"] for k, v in res.items()]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": bench.environment(torch.get_num_threads()), "net": args.net, "B": args.B,
-                               "T": args.T, "rows": res}, indent=1))
+                               "T": args.T, "host_allocator": allocator, "rows": res}, indent=1))
     print(f"wrote {out}")
     return 0
 
