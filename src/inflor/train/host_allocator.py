@@ -73,9 +73,9 @@ def _glibc():
 def keep_freed_memory() -> int | None:
     """Make glibc keep freed blocks in its heap for reuse: ``mallopt(M_MMAP_THRESHOLD,
     MMAP_THRESHOLD)`` (``OLD_GLIBC_MMAP_THRESHOLD`` where glibc < 2.35 refuses that), then
-    ``mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)``. Returns the mmap threshold now in effect, in
-    bytes, or None where nothing was changed (the C library is not glibc, or it refused).
-    Process-wide and for the rest of the process."""
+    ``mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)`` (which glibc always accepts). Returns the mmap
+    threshold now in effect, in bytes, or None where nothing was changed (the C library is not
+    glibc, or it refused both thresholds). Process-wide and for the rest of the process."""
     global _applied
     libc = _glibc()
     if libc is None:
@@ -85,9 +85,8 @@ def keep_freed_memory() -> int | None:
             break
     else:
         return None
-    if libc.mallopt(ctypes.c_int(_M_TRIM_THRESHOLD), ctypes.c_int(TRIM_THRESHOLD)) != 1:
-        return None
-    _applied = threshold
+    _applied = threshold          # from here on glibc's dynamic threshold is gone for this process
+    libc.mallopt(ctypes.c_int(_M_TRIM_THRESHOLD), ctypes.c_int(TRIM_THRESHOLD))
     return threshold
 
 
