@@ -64,6 +64,7 @@ from inflor.models.base import SpikingModel  # noqa: E402
 from inflor.models.blocks import ConvUnit, LinearUnit, avgpool, linear  # noqa: E402
 from inflor.models.resnet import SpikingResNet  # noqa: E402
 from inflor.neuron import BaseNode, make_neuron  # noqa: E402
+from inflor.train.host_allocator import HOST_ALLOCATORS, use_host_allocator  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ environment
@@ -305,6 +306,16 @@ def _status_bytes(field: str) -> int:
     return int(re.search(field + r":\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
 
 
+def _reset_peak_rss() -> bool:
+    """Reset Linux's resident high-water mark ``VmHWM`` to the current resident memory
+    (``/proc/self/clear_refs``); False where /proc does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_step_bytes(step) -> int | None:
     """Peak resident memory of one call of ``step`` above the resident memory at its start:
     Linux's high-water mark ``VmHWM``, reset before the call (``/proc/self/clear_refs``). With
@@ -312,11 +323,9 @@ def peak_rss_step_bytes(step) -> int | None:
     mapping, returned to the system when freed, so this is the peak of live tensor memory in the
     step, every allocation counted (saved tensors, gradients, backward temporaries, optimizer).
     None where /proc does not allow it."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        start = _status_bytes("VmRSS")
-    except OSError:
+    if not _reset_peak_rss():
         return None
+    start = _status_bytes("VmRSS")
     step()
     return _status_bytes("VmHWM") - start
 
@@ -471,7 +480,6 @@ def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, wit
     ``step_times_in_children`` in a process of its own, with ``allocator`` applied first as a
     training run on the CPU applies ``train.host_allocator`` (``inflor.train.host_allocator``:
     ``heap`` or ``system``)."""
-    from inflor.train.host_allocator import use_host_allocator
     in_effect = use_host_allocator(allocator, "cpu")
     peers = peer_lib.available() if with_peers else {}
     images, labels = _batch(batch)
@@ -481,11 +489,7 @@ def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, wit
     (_, _, step), = built.values()
     for _ in range(max(1, warmup)):
         step()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        reset = True
-    except OSError:
-        reset = False           # then VmHWM would be the whole process's peak, not the steps'
+    reset = _reset_peak_rss()     # without it VmHWM would be the whole process's peak, not the steps'
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
@@ -503,7 +507,7 @@ def row_step_times(net_name: str, T: int, batch: int, row: str, rounds: int, wit
 #: CPU (``auto``): glibc keeps freed blocks for the next step instead of unmapping them;
 #: ``system`` leaves glibc's defaults (every tensor above its mmap threshold, at most 32 MiB, a
 #: fresh mapping whose pages fault in again every step)
-STEP_ALLOCATORS = ("heap", "system")
+STEP_ALLOCATORS = tuple(a for a in HOST_ALLOCATORS if a != "auto")
 
 
 def step_times_in_children(batch: int, Ts, rounds: int, peers: dict, passes: int = 2,

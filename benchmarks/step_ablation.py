@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--host-allocator", choices=["heap", "system"], default="heap",
+    ap.add_argument("--host-allocator", choices=bench.STEP_ALLOCATORS, default="heap",
                     help="train.host_allocator of this process (default heap, as inflor train on a CPU)")
     ap.add_argument("--out", default=str(HERE / "results" / "step-ablation.json"))
     args = ap.parse_args(argv)
