@@ -17,6 +17,10 @@ plane is one time step: byte k holds element k's spikes at every step.)
 in the packing pass (reading it is one host synchronisation on a GPU). It is a ``torch.library``
 operator (opaque to ``torch.compile``, with a fake implementation), so the check also runs
 inside compiled graphs; ``unpack_spikes`` is plain tensor code that compiles into the backward.
+Spikes need not be read again to be packed: the fused neuron's forward kernel writes these
+same bytes beside its float spikes (T a multiple of 8 in one kernel: a byte then holds whole
+steps of one element) and hands them over with ``remember_packed``, so ``pack_kept_spikes``
+returns them to the spike layer that keeps those spikes.
 Both directions are one compiled loop each (``inflor.fused.compilation.compiled_or_eager``):
 packing reads the floats once and writes the bytes and the binary check's flag in the same pass;
 unpacking reads the bytes and writes the floats (``benchmarks/run.py --only memory`` measures
@@ -125,9 +129,23 @@ def pack_kept_spikes(x: Tensor) -> Tensor:
         if ref() is root and memory == key:
             return packed
     packed = pack_spikes(x)
-    _RECENT.insert(0, (weakref.ref(root), key, packed))
-    del _RECENT[RECENT:]
+    _remember(x, packed)
     return packed
+
+
+def remember_packed(x: Tensor, packed: Tensor) -> None:
+    """Hand ``pack_kept_spikes`` the bytes ``packed`` of the spikes ``x``, computed by whoever
+    made them (the fused neuron's forward kernel writes both in one pass): a spike layer that
+    keeps ``x`` (or a contiguous view of it) then takes these instead of reading x again.
+    ``packed`` must equal ``pack_spikes(x)``; tested per kernel variant."""
+    if x.is_contiguous() and not x.is_inference() and x.device.type != "meta":
+        _remember(x, packed)
+
+
+def _remember(x: Tensor, packed: Tensor) -> None:
+    root = x if x._base is None else x._base
+    _RECENT.insert(0, (weakref.ref(root), _memory(x), packed))
+    del _RECENT[RECENT:]
 
 
 def unpack_spikes(packed: Tensor, shape, dtype: torch.dtype) -> Tensor:

@@ -17,7 +17,9 @@ backward (a whole BN forward where the affine replay is not proven exact, e.g. o
 the replay is the affine map z = fma(y, a_c, b_c) and the neuron runs the fused kernels, not
 even that: the unpack hook hands the kernel y, a, b and the shortcut term
 (``inflor.fused.ops.InputRecipe``) and the kernel computes z in registers (checked bit-identical
-on its first call, else z is materialised as above).
+on its first call, else z is materialised as above); an identity shortcut's spikes then go to
+the kernel as their bytes, read bit by bit, where one kernel covers T = 8·m steps (else they are
+unpacked first).
 
 ``extra`` (a residual pair ``neuron(norm(y) + r)``): ``r`` is added after the norm in both
 passes. It is either a tensor — kept as bits (``inflor.bitpack``) when ``extra_spikes`` says it
@@ -131,18 +133,27 @@ def _neuron_with_recipe(neuron, z, norm, settings, y, r_norm, r_settings, extra,
         _, yp, st, r, shape, stride = p
         with context():
             y = fetch(yp)
-            rr = None
+            rr = bits = None
             if r is not None:
                 if r[0] == "norm":
                     rr = r_norm.renormalize(fetch(r[1]), r[2])
+                elif r[0] == "bits":    # unpacked only where the neuron's kernel cannot read them
+                    bits = (fetch(r[1]), *r[2:])
                 else:
-                    rr = unpack_spikes(fetch(r[1]), *r[2:]) if r[0] == "bits" else fetch(r[1])
+                    rr = fetch(r[1])
             coeffs = norm.affine_coefficients(st) if y.shape == shape and y.stride() == stride else None
-        # a fused neuron's backward may take the recipe instead and compute z in its kernel
-        if coeffs is not None and offer_input_recipe(
-                InputRecipe(y, *coeffs, rr, lambda: replay(y, st, rr, shape, stride))):
+
+        def materialize():
+            with context():
+                ex = rr if bits is None else unpack_spikes(*bits)
+            return replay(y, st, ex, shape, stride)
+        # a fused neuron's backward may take the recipe instead and compute z in its kernel (the
+        # shortcut's spikes read from their bits there, when they have y's shape and dtype)
+        in_bits = bits is not None and tuple(bits[1]) == tuple(y.shape) and bits[2] == y.dtype
+        if coeffs is not None and (bits is None or in_bits) and offer_input_recipe(
+                InputRecipe(y, *coeffs, rr, materialize, bits[0] if in_bits else None)):
             return y
-        return replay(y, st, rr, shape, stride)
+        return materialize()
 
     try:
         with torch.autograd.graph.saved_tensors_hooks(pack, unpack):

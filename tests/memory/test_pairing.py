@@ -194,7 +194,10 @@ def test_fused_backward_recomputes_the_pairs_input_in_its_kernel(monkeypatch, ki
     ("inflor", False, 20, 2, torch.float32),    # flat layout, two chunks (MAX_UNROLL = 16)
     ("lif", True, 12, 2, torch.float32),        # rows layout with statistics, two chunks of ≤ 8
     ("lif", False, 12, 2, torch.float32),       # one flat chunk: too long for the rows layout
-    ("lif", False, 4, 1, torch.float64)])       # [T, B, C] input, float64
+    ("lif", False, 4, 1, torch.float64),        # [T, B, C] input, float64
+    ("lif", False, 8, 2, torch.float32),        # the shortcut's bits read in the kernel (rows)
+    ("inflor", False, 16, 2, torch.float64),    # the same, flat layout, two byte planes
+    ("lif", True, 16, 2, torch.float32)])       # two chunks: the shortcut's spikes unpacked
 def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dtype):
     calls = _recipe_calls(monkeypatch)
     norm, neuron, _ = _pair(dtype, dims, kind=kind, stats=stats)
@@ -206,6 +209,7 @@ def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dt
     chunks = 2 if T > 16 or (stats and T > 8) else 1
     assert len(calls) == chunks and all(c.affine and c.extra for c in calls)
     assert all(c.rows == (kind == "lif" and dims == 2 and (stats or T <= 8)) for c in calls)
+    assert all(c.extra_bits == (T % 8 == 0 and chunks == 1) for c in calls)
 
 
 def test_recipe_not_taken_in_eval_mode_or_by_the_reference_backend_or_without_fma(monkeypatch):

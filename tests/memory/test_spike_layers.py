@@ -193,3 +193,52 @@ def test_spikes_made_in_inference_mode_train_a_spike_layer():
     lin = SpikeLinear(16, 3)
     lin(x).sum().backward()
     torch.testing.assert_close(lin.weight.grad, torch.ones(3, 1) * x.sum(0))
+
+
+@pytest.mark.parametrize("T,stats,dtype,in_kernel", [
+    (8, False, torch.float32, True),        # flat layout, one byte per element: bit t = step t
+    (8, True, torch.float32, True),         # rows layout (statistics summed per row)
+    (16, False, torch.float64, True),       # two byte planes: bit i of plane j = step 2i + j
+    (16, True, torch.float32, False),       # rows layout in two chunks of 8: packed by the layer
+    (4, False, torch.float32, False)])      # a byte would span half a step: packed by the layer
+def test_a_fused_neurons_spikes_reach_the_spike_layer_already_packed(monkeypatch, T, stats, dtype, in_kernel):
+    """With gradients the fused forward kernel writes the spikes' bytes as ``pack_spikes`` would
+    (T a multiple of 8 in one kernel); the next spike layer keeps those instead of packing its
+    input again, and its gradients stay bit-identical to nn.Conv2d's."""
+    from inflor import bitpack
+    from inflor.layers import TimeFold
+    from inflor.neuron import make_neuron
+    calls = []
+    real = bitpack.pack_spikes
+    monkeypatch.setattr(bitpack, "pack_spikes", lambda t: calls.append(t) or real(t))
+    torch.manual_seed(0)
+    neuron = make_neuron("lif", backend="fused")
+    neuron.record_stats = stats
+    spike, plain = SpikeConv2d(6, 4, 3, padding=1).to(dtype), nn.Conv2d(6, 4, 3, padding=1).to(dtype)
+    plain.load_state_dict(spike.state_dict())
+    x = torch.randn(T, 3, 6, 5, 5, dtype=dtype) + 0.4
+    grads = []
+    for conv in (spike, plain):
+        xi = x.clone().requires_grad_(True)
+        s = neuron(xi)
+        y = TimeFold(conv)(s)
+        y.backward(torch.linspace(-1, 1, y.numel(), dtype=dtype).view(y.shape))
+        grads.append((y.detach(), xi.grad, conv.weight.grad, conv.bias.grad))
+        if conv is spike:
+            kept = [p for ref, _, p in bitpack._RECENT if ref() is s._base]
+            assert len(kept) == 1 and torch.equal(kept[0], real(s))
+            assert len(calls) == (0 if in_kernel else 1)
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)
+
+
+def test_spikes_packed_by_the_neuron_only_with_gradients():
+    from inflor import bitpack
+    from inflor.neuron import make_neuron
+    neuron = make_neuron("lif", backend="fused")
+    x = torch.randn(8, 2, 3, 4, 4)
+    bitpack._RECENT.clear()
+    neuron(x)                                   # nothing requires a gradient: nothing kept
+    with torch.no_grad():
+        neuron(x.requires_grad_(True))
+    assert not bitpack._RECENT

@@ -6,11 +6,14 @@ specification), computed by two compiled kernels instead of a Python loop of sma
 * **forward**: one pass over time per element. It reads X[0..T-1] once, keeps U in a register,
   and writes O[0..T-1] (plus, with ``record_stats``, the sums of H, H², sX and O: on the CPU
   per row of a channel's spatial positions inside the same loop, see the rows layout below;
-  otherwise per element over T, reduced per channel afterwards).
+  otherwise per element over T, reduced per channel afterwards). In training, where one kernel
+  covers all T steps and T is a multiple of 8, it also writes the spikes as
+  ``inflor.bitpack`` bytes (1/32 of their float32 size), which the next spike layer keeps
+  instead of reading the spikes again to pack them (``bitpack.remember_packed``).
 * **backward**: one pass per element. It reads X again, *recomputes* H[0..T-1] forwards in
   registers, then walks time backwards reading dL/dO[t] and writing dL/dX[t]. (For a norm →
   neuron pair, ``inflor.pairing``, it may read the norm's input instead and compute X from it:
-  ``ops.InputRecipe``.)
+  ``ops.InputRecipe``, with an identity shortcut's spikes read bit by bit from their bytes.)
 
 Only the input X (in its own dtype, no copy) is saved for backward: no H, no spikes, no surrogate
 values. Recomputing H costs a few flops per element; storing it would cost a full tensor.
@@ -94,13 +97,15 @@ from .lowering import (N_PARAMS, P_A, P_B, P_D, P_HI, P_LAM, P_LO, P_MINV, P_MK,
 from .kernel_math import (_EXP2_POLY, _LOG2E, _SurrogateParams, _cbrt_ge1, _exp2_neg,
     _exp_nonpositive, _inflor_sides, _phi_and_grad, _phi_grad, _scale, _surrogate_grad, _tanh_exp,
     _tanh_form, _tanh_form_grad)  # noqa: F401
-from .kernels import (_affine_input, _charge_and_fire, _make_backward, _make_forward, _settings)  # noqa: F401
+from .kernels import (_affine_input, _bit_step, _charge_and_fire, _make_backward, _make_forward, _settings,
+    _spike_bytes)  # noqa: F401
 from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _HELPERS, _INDUCTOR_OPTIONS, _KERNELS,
     _LOCK, _READY, _SIZED, _TIME_FIRST, _WARNED, _cpu_threads, _dyn, _fresh_function, _kernel,
     _kernel_key, _present, _run, _standalone, _standalone_helper, _thread_options, _warn_once, compiled_or_eager,
     _affine_rounds_like_aten, _AFFINE_PROBES)  # noqa: F401
 from .ops import (_AFFINE_EXACT, _HANDOFF, MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, InputRecipe, Tensor,
-    _NeuronFn, _backward, _channel_shape, _chunks, _layout, _neuron_backward_op_fake, _neuron_op_backward,
+    _NeuronFn, _backward, _channel_shape, _chunks, _forward, _layout, _neuron_backward_op_fake, _neuron_op_backward,
+    bits_in_kernel,
     _neuron_op_fake, _neuron_op_setup, _per_row, _run_with_recipe, _saved_with_recipe, _use_rows,
     neuron_backward, neuron_backward_op, neuron_forward, neuron_op, offer_input_recipe)  # noqa: F401
 from .entry import (AUTO_MIN_NUMEL, _DEVICES, _ENABLED, auto_neuron, fused_neuron)  # noqa: F401

@@ -108,7 +108,8 @@ def _kernel(direction: str, spec: Spec, dtype: torch.dtype, device_type: str) ->
                 fn = _standalone(direction, spec, src, dtype, options)
             else:
                 flags = "".join(f"_{f}" for f in ("detach", "stats", "state", "s_is_1", "lam_is_1",
-                                                    "v_reset_is_0", "rows", "affine", "extra") if getattr(spec, f))
+                                                    "v_reset_is_0", "rows", "affine", "extra", "extra_bits", "bits")
+                                if getattr(spec, f))
                 name = "inflor_{}_T{}_{}_{}_{}{}_{}_{}".format(
                     direction, spec.T, spec.reset, spec.family or "any", spec.mpr or "any", flags,
                     str(dtype).replace("torch.", ""), device_type)
@@ -160,7 +161,8 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
         examples = [z((T, *step), dtype), z(N_PARAMS), z(u0), z(row)]
     else:
         examples = [z((T, *step), dtype), z((T, *step), dtype), z(N_PARAMS), z(u0), z(step),
-                    z(g12), z(g12), z(1), z(1), z(row), z(row), z(g12, dtype), z(g12, dtype), z((T, *step), dtype)]
+                    z(g12), z(g12), z(1), z(1), z(row), z(row), z(g12, dtype), z(g12, dtype),
+                    z((T // 8, *step), torch.uint8) if spec.extra_bits else z((T, *step), dtype)]
     examples = [e for e, keep in zip(examples, present) if keep]
 
     def full_args(given):

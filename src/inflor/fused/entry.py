@@ -47,7 +47,10 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     if torch.compiler.is_compiling():
         out = torch.ops.inflor.neuron(x, sparam, *args, state, explicit)
     else:
-        out = _NeuronFn.apply(x, sparam, state, args + (explicit,))
+        # with gradients the kernel also writes the spikes as bits for a spike layer to keep
+        # (inflor.bitpack.remember_packed); without, nothing keeps them
+        bits = torch.is_grad_enabled() and (x.requires_grad or sparam.requires_grad)
+        out = _NeuronFn.apply(x, sparam, state, args + (explicit,), bits)
     spikes, h_sum, h_sqsum, x_sum, o_sum, _, u_final = out
     stats = None
     if record_stats:

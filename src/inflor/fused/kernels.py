@@ -73,9 +73,27 @@ def _make_forward(spec: Spec) -> Callable:
             res = res + (u,)
         if stats:   # per element, or in the rows layout summed over S per row
             res = res + tuple(v.sum(-1) if rows else v for v in (hs, hq, xs, os_))
+        if spec.bits:
+            res = res + (_spike_bytes(outs),)
         return res
 
     return forward_kernel
+
+
+def _spike_bytes(outs) -> torch.Tensor:
+    """The T = 8·m steps' spikes (0/1, one tensor per step) as ``inflor.bitpack.pack_spikes``
+    lays out their stack [T, N]: bytes [m, N] with bit i of byte [j, n] = O[i·m + j, n] (plane i
+    of the flat tensor is steps i·m … i·m + m − 1). Summed in float32 and converted, as
+    ``bitpack`` does (exact: at most 255)."""
+    m = len(outs) // 8
+    planes = []
+    for j in range(m):
+        v = None
+        for i in range(8):
+            b = outs[i * m + j].to(torch.float32) * float(1 << i)
+            v = b if v is None else v + b
+        planes.append(v.to(torch.uint8))
+    return torch.stack(planes)
 
 
 def _affine_input(y, a, b, extra):
@@ -87,6 +105,13 @@ def _affine_input(y, a, b, extra):
     return z if extra is None else z + extra
 
 
+def _bit_step(packed, t: int, T: int, dtype: torch.dtype):
+    """Step t of spikes [T, N] given as bytes [m, N] (T = 8·m, ``_spike_bytes``' layout): bit t // m
+    of byte row t mod m, as 0/1 in ``dtype``."""
+    m = T // 8
+    return ((packed[t % m].to(torch.int32) >> (t // m)) & 1).to(dtype)
+
+
 def _make_backward(spec: Spec) -> Callable:
     T, family, mpr, stats, state, detach = spec.T, spec.family, spec.mpr, spec.stats, spec.state, spec.detach
     hard = spec.reset == "hard"
@@ -95,7 +120,8 @@ def _make_backward(spec: Spec) -> Callable:
         cdt = p.dtype
         out_dtype = x.dtype
         if spec.affine:     # x is the norm's input: z[t] = fma(y[t], a, b) (+ extra[t]), in y's dtype
-            x = [_affine_input(x[t], aff_a, aff_b, extra[t] if spec.extra else None) for t in range(T)]
+            x = [_affine_input(x[t], aff_a, aff_b, None if not spec.extra else
+                               _bit_step(extra, t, T, x.dtype) if spec.extra_bits else extra[t]) for t in range(T)]
         s, lam, d = _settings(spec, p)
         vth = vth_row if spec.rows else p[P_VTH]
         q = _SurrogateParams(p[P_A], p[P_B], p[P_W])

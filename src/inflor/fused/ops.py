@@ -9,6 +9,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from ..bitpack import packed_numel, remember_packed, unpack_spikes
 from ..scratch import reshaped
 from .compilation import _FAILED, _affine_rounds_like_aten, _kernel_key, _run
 from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
@@ -94,10 +95,27 @@ def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str,
                    want_state: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The operator's forward (see the section's note): spikes, the four sums, chunk bounds and,
     with an initial membrane ``u0`` or ``want_state``, the final membrane U[T-1] (else empty)."""
+    return _forward(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0, want_state)[0]
+
+
+def bits_in_kernel(x: Tensor, stats: bool) -> bool:
+    """Whether the kernels for x handle spikes as ``inflor.bitpack`` bytes (the forward writes
+    its spikes so, the backward reads a pair's shortcut spikes so): one kernel covers all T
+    steps (no chunks) and T is a multiple of 8 (each byte then holds whole steps of one element:
+    see ``kernels._spike_bytes``); on the CPU (the GPU kernels have not been checked with it)."""
+    T = x.shape[0]
+    return x.device.type == "cpu" and T % 8 == 0 and len(_layout(x, stats)[2]) == 1
+
+
+def _forward(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None, want_state=False,
+             bits: bool = False) -> tuple[tuple, Tensor | None]:
+    """``neuron_forward``'s outputs and, with ``bits`` where ``bits_in_kernel``, the spikes as
+    ``inflor.bitpack.pack_spikes`` would pack them, written by the same kernel (else None)."""
     p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
     T = x.shape[0]
     B, C, S = _channel_shape(x)
     rows, step, chunks = _layout(x, stats)
+    bits = bits and bits_in_kernel(x, stats)
     xc = x.contiguous().view(T, *step)
     explicit = u0 is not None or want_state
     state = len(chunks) > 1 or explicit
@@ -110,10 +128,11 @@ def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str,
     else:       # rows: U[-1] = 0 per row (see the rows layout's note)
         u = xc.new_zeros((B * C, 1), dtype=p.dtype) if rows else None
     for (t0, t1) in chunks:
-        spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False, rows=rows)
+        spec = spec_base._replace(T=t1 - t0, family="", mpr="", state=state, detach=False, rows=rows, bits=bits)
         if state and t0 > 0:
             bounds.append(u.reshape(-1))
         res = _run("fwd", spec, x.dtype, x.device.type, xc[t0:t1], p, u, thr)
+        packed = res[-1].view(-1) if bits else None
         outs.append(res[0])
         i = 1
         if state:
@@ -125,13 +144,13 @@ def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str,
     bounds = torch.stack(bounds) if bounds else xc.new_empty((0, x.numel() // T), dtype=p.dtype)
     u_final = u.reshape(x.shape[1:]).clone() if explicit else xc.new_empty((0,), dtype=p.dtype)
     if not stats:
-        return (spikes, *(xc.new_empty((0,), dtype=p.dtype) for _ in range(4)), bounds, u_final)
+        return (spikes, *(xc.new_empty((0,), dtype=p.dtype) for _ in range(4)), bounds, u_final), packed
     hs, hq, xs, os_ = part
     # per channel from per-row sums [B·C], or from per-element ones: the contiguous S first, then
     # B (ATen reduces that order ~25% faster than both dimensions at once). They stay in the
     # compute dtype (float32, float64 for float64 input): half precision would overflow.
     per_channel = ((lambda v: v.view(B, C).sum(0)) if rows else (lambda v: v.view(B, C, S).sum(2).sum(0)))
-    return spikes, per_channel(hs), per_channel(hq), xs.sum(), os_.sum(), bounds, u_final
+    return (spikes, per_channel(hs), per_channel(hq), xs.sum(), os_.sum(), bounds, u_final), packed
 
 
 neuron_op = torch.library.custom_op("inflor::neuron", neuron_forward, mutates_args=())
@@ -195,7 +214,12 @@ def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, sett
     if recipe is not None:
         aff_a, aff_b = per_channel(recipe.a), per_channel(recipe.b)
         extra = None if recipe.extra is None else recipe.extra.view(shape)
-        spec_base = spec_base._replace(affine=True, extra=extra is not None)
+        in_bits = recipe.extra_bits is not None and bits_in_kernel(x, stats)
+        if in_bits:         # the kernel reads the shortcut's spikes bit by bit
+            extra = recipe.extra_bits.view(T // 8, *step)
+        elif recipe.extra_bits is not None:
+            extra = unpack_spikes(recipe.extra_bits, x.shape, x.dtype).view(shape)
+        spec_base = spec_base._replace(affine=True, extra=extra is not None, extra_bits=in_bits)
     xc = x.contiguous().view(shape)
     g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
     gu = xc.new_zeros(step, dtype=cdt) if state else None
@@ -214,7 +238,7 @@ def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, sett
         else:
             u_in = u_zero
         args = [xc[t0:t1], g[t0:t1], p, u_in, gu, g1, g2, gxs, gos, thr, vth, aff_a, aff_b,
-                None if extra is None else extra[t0:t1]]
+                None if extra is None else extra if spec.extra_bits else extra[t0:t1]]
         if recipe is None:
             res = _run("bwd", spec, x.dtype, x.device.type, *args)
         else:
@@ -272,13 +296,16 @@ neuron_op.register_autograd(_neuron_op_backward, setup_context=_neuron_op_setup)
 # ----------------------------------------------------------------------------------------------
 class InputRecipe(NamedTuple):
     """The neuron's input as z = addcmul(b_c, y, a_c) + extra: y [T, B, C, ...] contiguous, a and
-    b per channel [C] (dimension 2 of y), extra (optional) of y's shape and dtype;
+    b per channel [C] (dimension 2 of y), extra (optional) of y's shape and dtype, or instead
+    ``extra_bits``: spikes of y's shape and dtype as ``inflor.bitpack.pack_spikes`` bytes (the
+    kernel reads them bit by bit where one kernel covers T = 8·m steps, else they are unpacked);
     ``materialize()`` builds z as the hook would have returned it."""
     y: Tensor
     a: Tensor
     b: Tensor
     extra: Tensor | None
     materialize: Callable[[], Tensor]
+    extra_bits: Tensor | None = None
 
 
 _HANDOFF = threading.local()
@@ -293,12 +320,14 @@ def offer_input_recipe(recipe: InputRecipe) -> bool:
     slot = getattr(_HANDOFF, "slot", None)
     if slot is None or slot:
         return False
-    y, a, b, r = recipe.y, recipe.a, recipe.b, recipe.extra
+    y, a, b, r, bits = recipe.y, recipe.a, recipe.b, recipe.extra, recipe.extra_bits
     C = y.shape[2] if y.dim() > 2 else 1
     usable = (y.dtype in (torch.float32, torch.float64) and y.is_contiguous() and y.dim() >= 3
               and all(v.shape == (C,) and v.dtype == y.dtype and v.device == y.device for v in (a, b))
               and (r is None or (r.shape == y.shape and r.dtype == y.dtype and r.is_contiguous()
                                  and r.device == y.device))
+              and (bits is None or (r is None and bits.dtype == torch.uint8 and bits.is_contiguous()
+                                    and bits.numel() == packed_numel(y.numel()) and bits.device == y.device))
               and _affine_rounds_like_aten(y.dtype, y.device.type))
     if usable:
         slot.append(recipe)
@@ -345,9 +374,11 @@ class _NeuronFn(torch.autograd.Function):
     docs/performance.md). Inside ``torch.compile`` the registered operator is used instead."""
 
     @staticmethod
-    def forward(ctx, x, sparam, u0, args):
+    def forward(ctx, x, sparam, u0, args, bits=False):
         want_state = u0 is not None or args[-1]
-        out = neuron_forward(x, sparam, *args[:-1], u0=u0, want_state=want_state)
+        out, packed = _forward(x, sparam, *args[:-1], u0=u0, want_state=want_state, bits=bits)
+        if packed is not None:      # the next spike layer keeps these instead of packing again
+            remember_packed(out[0], packed)
         ctx.args, ctx.want_state, ctx.has_u0 = args[:-1], want_state, u0 is not None
         ctx.save_for_backward(x, sparam, out[5], *([u0] if u0 is not None else []))
         ctx.mark_non_differentiable(out[5])
@@ -358,4 +389,4 @@ class _NeuronFn(torch.autograd.Function):
         (x, sparam, bounds, *u0), recipe = _saved_with_recipe(ctx)
         gx, gu0 = _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, *ctx.args,
                             u0=u0[0] if u0 else None, g_ufinal=g_ufinal, want_state=ctx.want_state, recipe=recipe)
-        return gx, None, (gu0 if ctx.has_u0 else None), None
+        return gx, None, (gu0 if ctx.has_u0 else None), None, None
