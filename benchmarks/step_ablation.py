@@ -3,7 +3,10 @@ with each memory mechanism of issue 17 switched off in turn.
 
     PYTHONPATH=src python benchmarks/step_ablation.py --net ResNet-19/4 -T 4 -B 32
 
-Rows: the ANN twin (ReLU, plain layers); inflor as shipped; with each pair's neuron input
+Rows: the ANN twin (ReLU, plain layers); inflor as shipped; without spikes as bits in the
+neuron's kernels (``inflor.fused.ops.bits_in_kernel`` off: each spike layer packs its input
+itself, and a residual pair's shortcut spikes are unpacked into memory for the backward kernel);
+with each pair's neuron input
 replayed into memory in backward instead of computed in the neuron's kernel
 (``inflor.fused.ops.InputRecipe`` refused); without the backward's scratch
 memory (``inflor.scratch``: every rebuilt tensor freshly allocated); without the norm → neuron pairs
@@ -34,6 +37,7 @@ import run as bench  # noqa: E402  (the networks, the ANN twin and the training 
 
 from inflor import pairing, scratch  # noqa: E402
 from inflor.layers import unspike  # noqa: E402
+from inflor.fused import ops  # noqa: E402
 from inflor.models import blocks  # noqa: E402
 from inflor.pairing import _unpaired  # noqa: E402  (norm_neuron without the pairing)
 from inflor.train.host_allocator import use_host_allocator  # noqa: E402
@@ -60,8 +64,10 @@ def main(argv=None) -> int:
     paired = blocks.norm_neuron
     pooled, unpooled = scratch.MIN_BYTES, 1 << 62
     offer, refuse = pairing.offer_input_recipe, (lambda recipe: False)
+    bits, no_bits = ops.bits_in_kernel, (lambda x, stats: False)
     rows = {"ANN twin (ReLU)": (bench.swap_neurons(snn, nn.ReLU), paired, pooled),
             "inflor": (snn, paired, pooled),
+            "inflor without spikes as bits in the neuron's kernels": (snn, paired, pooled, offer, no_bits),
             "inflor replaying each pair's neuron input": (snn, paired, pooled, refuse),
             "inflor without the scratch memory": (snn, paired, unpooled),
             "inflor without the norm → neuron pairs": (snn, _unpaired, pooled),
@@ -71,9 +77,10 @@ def main(argv=None) -> int:
     times = {k: [] for k in rows}
     try:
         for _ in range(args.passes):
-            for name, (model, pair, min_bytes, *recipe) in rows.items():
+            for name, (model, pair, min_bytes, *switches) in rows.items():
                 blocks.norm_neuron, scratch.MIN_BYTES = pair, min_bytes
-                pairing.offer_input_recipe = recipe[0] if recipe else offer
+                pairing.offer_input_recipe = switches[0] if switches else offer
+                ops.bits_in_kernel = switches[1] if len(switches) > 1 else bits
                 step = bench.train_step(model.train(), images, labels)
                 step()
                 for _ in range(args.steps):
@@ -82,6 +89,7 @@ def main(argv=None) -> int:
                     times[name].append(time.perf_counter() - t)
     finally:
         blocks.norm_neuron, scratch.MIN_BYTES, pairing.offer_input_recipe = paired, pooled, offer
+        ops.bits_in_kernel = bits
     ann = statistics.median(times["ANN twin (ReLU)"])
     res = {k: {"median_s": statistics.median(v), "min_s": min(v), "x_ann": statistics.median(v) / ann}
            for k, v in times.items()}

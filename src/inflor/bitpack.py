@@ -5,7 +5,8 @@ elements (zero-padded at the end): element ``i·Q + k`` is bit ``i`` of byte ``k
 
     packed[k] = Σ_{i=0..7} 1[x[i·Q + k] ≠ 0] · 2^i          (uint8, Q bytes)
 
-``unpack_spikes(packed, shape, dtype)`` inverts it: ``x[i·Q + k] = (packed[k] >> i) & 1``. For a
+``unpack_spikes(packed, shape, dtype)`` inverts it: ``x[i·Q + k] = (packed[k] >> i) & 1``, for
+any Q ≥ ⌈numel/8⌉ (it reads Q from the bytes: ⌈numel/Q⌉ planes). For a
 binary float32 ``x`` that is 1/32 of its bytes (1/64 for float64, 1/16 for float16). Planes
 rather than runs of 8 neighbours: byte k reads element k of each plane, so both directions are
 plain elementwise loops over k, vectorised along contiguous memory; with 8 neighbours per byte
@@ -17,10 +18,12 @@ plane is one time step: byte k holds element k's spikes at every step.)
 in the packing pass (reading it is one host synchronisation on a GPU). It is a ``torch.library``
 operator (opaque to ``torch.compile``, with a fake implementation), so the check also runs
 inside compiled graphs; ``unpack_spikes`` is plain tensor code that compiles into the backward.
-Spikes need not be read again to be packed: the fused neuron's forward kernel writes these
-same bytes beside its float spikes (T a multiple of 8 in one kernel: a byte then holds whole
-steps of one element) and hands them over with ``remember_packed``, so ``pack_kept_spikes``
-returns them to the spike layer that keeps those spikes.
+Spikes need not be read again to be packed: the fused neuron's forward kernel writes bytes
+in this layout beside its float spikes [T, N], with Q = ⌈T/8⌉·N (each plane whole steps of one
+element; for T a multiple of 8 the very bytes ``pack_spikes`` would write, for T < 8 one bit per
+step: T = 4 keeps 1/16 of the float32 bytes instead of 1/32), and hands them over with
+``remember_packed``, so ``pack_kept_spikes`` returns them to the spike layer that keeps those
+spikes.
 Both directions are one compiled loop each (``inflor.fused.compilation.compiled_or_eager``):
 packing reads the floats once and writes the bytes and the binary check's flag in the same pass;
 unpacking reads the bytes and writes the floats (``benchmarks/run.py --only memory`` measures
@@ -67,9 +70,9 @@ def _pack_planes(planes: Tensor) -> tuple[Tensor, Tensor]:
     return v.to(torch.uint8), bad.any()
 
 
-def _unpack_planes(packed: Tensor, out: Tensor) -> None:
-    """bytes [Q] uint8 -> ``out`` [8, Q] (written) with element [i, k] = (packed[k] >> i) & 1."""
-    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device).view(8, 1)
+def _unpack_planes(packed: Tensor, out: Tensor, planes: int) -> None:
+    """bytes [Q] uint8 -> ``out`` [planes, Q] (written) with element [i, k] = (packed[k] >> i) & 1."""
+    shifts = torch.arange(planes, dtype=torch.uint8, device=packed.device).view(planes, 1)
     out.copy_((packed.unsqueeze(0) >> shifts) & 1)      # copy_ converts: no float temporary
 
 
@@ -97,13 +100,15 @@ def _pack_spikes_fake(x: Tensor) -> Tensor:
     return x.new_empty((packed_numel(x.numel()),), dtype=torch.uint8)
 
 
-#: what ``pack_kept_spikes`` packed last, newest first: (weak reference to the tensor's root —
-#: the tensor a view was taken of, or itself —, the memory it read, the bytes)
+#: the spikes packed last (by ``pack_kept_spikes``, or handed over by their maker with
+#: ``remember_packed``), newest first: (weak reference to the tensor's root — the tensor a view
+#: was taken of, or itself —, the memory it read, the bytes)
 _RECENT: list = []
-#: how many packings ``pack_kept_spikes`` remembers: a residual block packs its input for its
-#: first conv (and a 1×1 shortcut conv), then its inner spikes for its second conv, and then its
-#: input again for an identity shortcut
-RECENT = 4
+#: how many of them are remembered: a residual block keeps its input for its first conv (and a
+#: 1×1 shortcut conv), its inner spikes for its second conv, and its input again for an identity
+#: shortcut, while each of its neurons hands over its own spikes' bytes in between (three
+#: neurons in a bottleneck); entries whose activation has died are dropped first
+RECENT = 8
 
 
 def _memory(x: Tensor) -> tuple:
@@ -137,23 +142,28 @@ def remember_packed(x: Tensor, packed: Tensor) -> None:
     """Hand ``pack_kept_spikes`` the bytes ``packed`` of the spikes ``x``, computed by whoever
     made them (the fused neuron's forward kernel writes both in one pass): a spike layer that
     keeps ``x`` (or a contiguous view of it) then takes these instead of reading x again.
-    ``packed`` must equal ``pack_spikes(x)``; tested per kernel variant."""
+    ``packed`` must hold x in this module's layout, with any Q ≥ ⌈numel/8⌉ (tested: the
+    kernel's bytes unpack to its spikes, and equal ``pack_spikes(x)`` where Q is the same)."""
     if x.is_contiguous() and not x.is_inference() and x.device.type != "meta":
         _remember(x, packed)
 
 
 def _remember(x: Tensor, packed: Tensor) -> None:
     root = x if x._base is None else x._base
-    _RECENT.insert(0, (weakref.ref(root), _memory(x), packed))
-    del _RECENT[RECENT:]
+    _RECENT[:] = [(weakref.ref(root), _memory(x), packed)] + [e for e in _RECENT if e[0]() is not None][:RECENT - 1]
 
 
 def unpack_spikes(packed: Tensor, shape, dtype: torch.dtype) -> Tensor:
-    """The tensor of ``shape`` and ``dtype`` that ``pack_spikes`` packed into ``packed`` (in a
-    backward pass, in ``inflor.scratch`` memory)."""
+    """The tensor of ``shape`` and ``dtype`` held in ``packed`` in this module's layout (by
+    ``pack_spikes``, or a fused neuron's kernel with Q = ⌈T/8⌉·N); in a backward pass, in
+    ``inflor.scratch`` memory."""
     numel = 1
     for s in shape:
         numel *= s
-    planes = scratch.empty((8, packed.numel()), dtype, packed.device)
-    _run(_unpack_planes, "unpack_spikes", numel, packed.contiguous(), planes)
+    Q = packed.numel()
+    n_planes = -(-numel // Q) if Q else 0
+    if Q < packed_numel(numel):
+        raise ValueError(f"{Q} bytes cannot hold {numel} spikes (8 per byte at most)")
+    planes = scratch.empty((n_planes, Q), dtype, packed.device)
+    _run(_unpack_planes, "unpack_spikes", numel, packed.contiguous(), planes, n_planes)
     return planes.view(-1)[:numel].view(shape)

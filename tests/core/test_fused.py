@@ -222,17 +222,25 @@ def test_record_stats_in_the_rows_layout_float32_and_non_contiguous():
 def test_rows_kernels_are_one_loop_nest():
     """The point of the rows layout: per-element stores and per-row sums in one loop over rows
     (inductor splits it when some value reads nothing per row; see the rows layout's note).
-    Checked on the longest chunk, with state, for the forward and a bell-family backward."""
+    Checked on the longest chunk, with state, for the forward and a bell-family backward; and as
+    a training step at T = 8 runs them: the backward of a residual pair reading y, a, b and the
+    shortcut's bytes; and the flat forward writing its spikes' bytes too is one loop over
+    elements. (A rows forward writing bytes split the loop: the bytes are written by the flat
+    forward only, ``ops._forward``.)"""
     T = fused.ROWS_MAX_UNROLL
     base = fused.Spec(T=T, family="", mpr="", stats=True, state=True, reset="hard", detach=False, rows=True)
+    pair = base._replace(family="bell", mpr="none", stats=False, state=False, affine=True, extra=True,
+                         extra_bits=True)
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
         for direction, spec in (("fwd", base), ("bwd", base._replace(family="windowed_bell", mpr="none",
-                                                                      reset="soft"))):
+                                                                      reset="soft")),
+                                ("bwd", pair),
+                                ("fwd", base._replace(stats=False, state=False, rows=False, bits=True))):
             src = _generated_source(fused._kernel(direction, spec, torch.float32, "cpu"))
-            assert src.count("for(int64_t x0") == 1, f"{direction}: the loop over rows split"
-            assert "for(int64_t x1" in src
+            assert src.count("for(int64_t x0") == 1, f"{direction} {spec}: the loop split"
+            assert "for(int64_t x1" in src or not spec.rows
     finally:
         torch.set_num_threads(old)
 

@@ -75,10 +75,15 @@ def test_unspike_gives_the_torch_layers_for_an_ann_twin():
     model(torch.rand(2, 1, 8, 8)).sum().backward()
 
 
-def test_a_resnet_packs_each_block_input_once_for_conv_and_shortcut(monkeypatch):
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_a_resnet_packs_each_block_input_once_for_conv_and_shortcut(monkeypatch, in_kernel):
     # every block of this ResNet-19-shaped net sees spikes: its first conv packs them, and its
-    # shortcut (an identity's spikes, or a 1×1 spike conv) reuses those bytes
+    # shortcut (an identity's spikes, or a 1×1 spike conv) reuses those bytes; with the fused
+    # neurons writing their spikes' bytes themselves nothing is packed at all
     from inflor import bitpack
+    from inflor.fused import ops
+    if not in_kernel:
+        monkeypatch.setattr(ops, "bits_in_kernel", lambda x, stats: False)
     from inflor.models.blocks import BasicBlock
     from inflor.models.resnet import SpikingResNet
     real, kept = [], []
@@ -96,4 +101,4 @@ def test_a_resnet_packs_each_block_input_once_for_conv_and_shortcut(monkeypatch)
     model(torch.randn(2, 3, 8, 8)).sum().backward()
     # packings asked for: per block conv1, conv2 and the shortcut (identity or 1×1 conv)
     assert len(kept) == 3 * len(blocks)
-    assert len(real) == len(kept) - len(blocks)
+    assert len(real) == (0 if in_kernel else len(kept) - len(blocks))

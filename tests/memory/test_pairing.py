@@ -183,33 +183,46 @@ def test_fused_backward_recomputes_the_pairs_input_in_its_kernel(monkeypatch, ki
     r = (torch.rand_like(y) < 0.3).float()
     a = _grads(norm, neuron, y, False, r)
     assert not calls
-    b = _grads(norm, neuron, y, True, r, spikes=True)
+    b = _grads(norm, neuron, y, True, r)     # kept as floats (as spikes at T = 4: z replayed, below)
     assert [(c.affine, c.extra, c.rows) for c in calls] == [(True, True, kind == "lif")]
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     from inflor.fused import ops
     assert ops._AFFINE_EXACT and all(ops._AFFINE_EXACT.values())     # the kernel's z was exact: used
 
 
-@pytest.mark.parametrize("kind,stats,T,dims,dtype", [
-    ("inflor", False, 20, 2, torch.float32),    # flat layout, two chunks (MAX_UNROLL = 16)
-    ("lif", True, 12, 2, torch.float32),        # rows layout with statistics, two chunks of ≤ 8
-    ("lif", False, 12, 2, torch.float32),       # one flat chunk: too long for the rows layout
-    ("lif", False, 4, 1, torch.float64),        # [T, B, C] input, float64
-    ("lif", False, 8, 2, torch.float32),        # the shortcut's bits read in the kernel (rows)
-    ("inflor", False, 16, 2, torch.float64),    # the same, flat layout, two byte planes
-    ("lif", True, 16, 2, torch.float32)])       # two chunks: the shortcut's spikes unpacked
-def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dtype):
+@pytest.mark.parametrize("kind,stats,T,dims,dtype,spikes", [
+    ("inflor", False, 20, 2, torch.float32, False),    # flat layout, two chunks (MAX_UNROLL = 16)
+    ("lif", True, 12, 2, torch.float32, False),        # rows layout with statistics, two chunks of ≤ 8
+    ("lif", False, 12, 2, torch.float32, False),       # one flat chunk: too long for the rows layout
+    ("lif", False, 4, 1, torch.float64, False),        # [T, B, C] input, float64
+    ("lif", False, 8, 2, torch.float32, True),         # the shortcut's bits read in the kernel (rows)
+    ("inflor", False, 16, 2, torch.float32, True),     # the same, flat layout, two byte planes
+    ("inflor", False, 8, 2, torch.float64, True),      # float64: bits not read in the kernel, z replayed
+    ("lif", True, 16, 2, torch.float32, True),         # two chunks: bits not readable, z replayed
+    ("lif", False, 4, 2, torch.float32, True)])        # pack_spikes' bytes at T = 4: z replayed
+def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dtype, spikes):
+    """The shortcut term as floats (a real-valued shortcut), or as spikes packed by
+    ``pack_spikes`` (Q = ⌈numel/8⌉): the kernel reads those bit by bit where that is its own
+    layout (T a multiple of 8, one kernel); elsewhere the pair's z is replayed (its replay
+    unpacks them once) and the backward runs on it."""
+    from inflor.fused import compilation, ops
     calls = _recipe_calls(monkeypatch)
     norm, neuron, _ = _pair(dtype, dims, kind=kind, stats=stats)
     y = torch.randn((T, 3, 6, 5, 5) if dims == 2 else (T, 3, 6), dtype=dtype)
     r = (torch.rand_like(y) < 0.3).to(dtype)
     a = _grads(norm, neuron, y, False, r)
-    b = _grads(norm, neuron, y, True, r, spikes=True)
+    b = _grads(norm, neuron, y, True, r, spikes=spikes)
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     chunks = 2 if T > 16 or (stats and T > 8) else 1
+    in_kernel = spikes and T % 8 == 0 and chunks == 1 and dtype == torch.float32
+    if spikes and not in_kernel:
+        assert calls == []
+        return
     assert len(calls) == chunks and all(c.affine and c.extra for c in calls)
     assert all(c.rows == (kind == "lif" and dims == 2 and (stats or T <= 8)) for c in calls)
-    assert all(c.extra_bits == (T % 8 == 0 and chunks == 1) for c in calls)
+    assert all(c.extra_bits == in_kernel for c in calls)
+    # the kernel's own result was exact, so it is the one used from now on
+    assert all(ops._AFFINE_EXACT[(compilation._kernel_key("bwd", c, dtype, "cpu"), False)] for c in calls)
 
 
 def test_recipe_not_taken_in_eval_mode_or_by_the_reference_backend_or_without_fma(monkeypatch):
@@ -244,3 +257,30 @@ def test_a_kernel_that_rounds_the_affine_map_differently_falls_back_to_the_repla
         b = _grads(norm, neuron, y, paired=True)
         assert all(torch.equal(u, v) for u, v in zip(a, b))
     assert len(calls) == 2 and list(ops._AFFINE_EXACT.values()) == [False]
+
+
+@pytest.mark.parametrize("T", [4, 6])
+def test_shortcut_spikes_of_a_fused_neuron_are_read_in_the_kernel_at_any_T(monkeypatch, T):
+    """A block's input spikes come from a fused neuron, whose kernel wrote them as planes of
+    ⌈T/8⌉ steps: the residual pair's backward kernel reads those bytes bit by bit (no unpacking),
+    with the gradients of the unpaired path."""
+    from inflor import bitpack, pairing
+    calls, unpacked = _recipe_calls(monkeypatch), []
+    real = bitpack.unpack_spikes
+    monkeypatch.setattr(pairing, "unpack_spikes", lambda *a: unpacked.append(a) or real(*a))  # z's replay
+    norm, neuron, _ = _pair(torch.float32, 2, kind="lif")
+    first = make_neuron("lif", backend="fused")
+    y = torch.randn(T, 3, 6, 5, 5)
+    x0 = torch.randn(T, 3, 6, 5, 5) + 0.5
+    out = []
+    for paired in (False, True, True):
+        unpacked.clear()        # a kernel variant's first call is checked against the unpacked z
+        norm.zero_grad()
+        xi, yi = x0.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        spikes = first(xi)          # the block's input, bytes written by the kernel
+        s = (norm_neuron(norm, neuron, yi * 1.0, spikes, extra_spikes=True) if paired
+             else neuron(norm(yi * 1.0) + spikes))
+        (s * torch.linspace(-1, 1, s.numel()).view(s.shape)).sum().backward()
+        out.append([s.detach(), xi.grad, yi.grad, norm.weight.grad, norm.bias.grad])
+    assert all(torch.equal(u, v) for o in out[1:] for u, v in zip(out[0], o))
+    assert [c.extra_bits for c in calls] == [True, True] and not unpacked

@@ -36,6 +36,11 @@ def test_pack_hand_case_and_every_byte_roundtrips():
     x = ((every.unsqueeze(0) >> torch.arange(8, dtype=torch.uint8).view(8, 1)) & 1).float()   # [8, 256]
     assert torch.equal(pack_spikes(x), every)
     assert torch.equal(unpack_spikes(every, (8, 256), torch.float32), x)
+    # wider planes (as a fused neuron writes [T = 3, N = 2] spikes: Q = N, bit t = step t)
+    x = torch.tensor([[1., 0], [1, 1], [0, 1]])
+    assert torch.equal(unpack_spikes(torch.tensor([1 + 2, 2 + 4], dtype=torch.uint8), (3, 2), torch.float32), x)
+    with pytest.raises(ValueError, match="cannot hold"):
+        unpack_spikes(torch.zeros(2, dtype=torch.uint8), (17,), torch.float32)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -159,7 +164,7 @@ def test_compiled_pack_and_unpack_equal_the_plain_code(dtype, numel):
     assert not bool(bad) and torch.equal(packed, ref) and packed.numel() == (numel + 7) // 8
     assert torch.equal(unpack_spikes(packed, (numel,), dtype), x)
     plain = torch.full((8, packed.numel()), 7.0, dtype=dtype)
-    bitpack._unpack_planes(packed, plain)
+    bitpack._unpack_planes(packed, plain, 8)
     assert torch.equal(plain.reshape(-1)[:numel], x)
     x[numel - 1] = 0.5          # in the compiled pass, at the very end
     with pytest.raises(ValueError, match="binary input.*0.5"):
@@ -197,14 +202,17 @@ def test_spikes_made_in_inference_mode_train_a_spike_layer():
 
 @pytest.mark.parametrize("T,stats,dtype,in_kernel", [
     (8, False, torch.float32, True),        # flat layout, one byte per element: bit t = step t
-    (8, True, torch.float32, True),         # rows layout (statistics summed per row)
+    (8, True, torch.float32, False),        # rows layout (statistics per row): packed by the layer
     (16, False, torch.float64, True),       # two byte planes: bit i of plane j = step 2i + j
+    (12, False, torch.float32, True),       # two planes, bits 6 and 7 unused
+    (4, False, torch.float32, True),        # one plane, bits 4-7 unused (1/16 of the floats)
     (16, True, torch.float32, False),       # rows layout in two chunks of 8: packed by the layer
-    (4, False, torch.float32, False)])      # a byte would span half a step: packed by the layer
+    (1, False, torch.float32, False)])      # a byte per spike would be 1/4: packed by the layer
 def test_a_fused_neurons_spikes_reach_the_spike_layer_already_packed(monkeypatch, T, stats, dtype, in_kernel):
-    """With gradients the fused forward kernel writes the spikes' bytes as ``pack_spikes`` would
-    (T a multiple of 8 in one kernel); the next spike layer keeps those instead of packing its
-    input again, and its gradients stay bit-identical to nn.Conv2d's."""
+    """With gradients the fused forward kernel writes the spikes' bytes in ``inflor.bitpack``'s
+    layout (planes of ⌈T/8⌉ steps, one kernel for all T ≥ 2: ``pack_spikes``' own bytes when T is
+    a multiple of 8); the next spike layer keeps those instead of packing its input again, and
+    its gradients stay bit-identical to nn.Conv2d's."""
     from inflor import bitpack
     from inflor.layers import TimeFold
     from inflor.neuron import make_neuron
@@ -226,7 +234,10 @@ def test_a_fused_neurons_spikes_reach_the_spike_layer_already_packed(monkeypatch
         grads.append((y.detach(), xi.grad, conv.weight.grad, conv.bias.grad))
         if conv is spike:
             kept = [p for ref, _, p in bitpack._RECENT if ref() is s._base]
-            assert len(kept) == 1 and torch.equal(kept[0], real(s))
+            assert len(kept) == 1 and torch.equal(unpack_spikes(kept[0], s.shape, dtype), s)
+            assert kept[0].numel() == (-(-T // 8) * s[0].numel() if in_kernel else (s.numel() + 7) // 8)
+            if in_kernel and T % 8 == 0:
+                assert torch.equal(kept[0], real(s))
             assert len(calls) == (0 if in_kernel else 1)
     for a, b in zip(*grads):
         assert torch.equal(a, b)
@@ -242,3 +253,24 @@ def test_spikes_packed_by_the_neuron_only_with_gradients():
     with torch.no_grad():
         neuron(x.requires_grad_(True))
     assert not bitpack._RECENT
+
+
+@pytest.mark.parametrize("stats", [False, True])
+def test_the_forward_kernel_writing_bytes_gives_the_same_spikes_and_statistics(stats):
+    """With gradients the forward is another kernel variant (it also writes the bytes): its spikes
+    and statistics equal the plain variant's (no gradients) bit for bit (flat layout; with
+    statistics over 3 positions per channel, too few for the rows layout)."""
+    from inflor import bitpack
+    from inflor.neuron import make_neuron
+    neuron = make_neuron("lif", backend="fused")
+    neuron.record_stats = stats
+    x = torch.randn(8, 4, 6, 3) + 0.4
+    with torch.no_grad():
+        plain = neuron(x)
+    st_plain = neuron.stats
+    bitpack._RECENT.clear()
+    with_bytes = neuron(x.clone().requires_grad_(True))
+    assert len(bitpack._RECENT) == 1 and torch.equal(plain, with_bytes.detach())
+    if stats:
+        for name in ("h_sum", "h_sqsum", "x_sum", "o_sum"):
+            assert torch.equal(getattr(st_plain, name), getattr(neuron.stats, name).detach())

@@ -6,10 +6,12 @@ specification), computed by two compiled kernels instead of a Python loop of sma
 * **forward**: one pass over time per element. It reads X[0..T-1] once, keeps U in a register,
   and writes O[0..T-1] (plus, with ``record_stats``, the sums of H, H², sX and O: on the CPU
   per row of a channel's spatial positions inside the same loop, see the rows layout below;
-  otherwise per element over T, reduced per channel afterwards). In training, where one kernel
-  covers all T steps and T is a multiple of 8, it also writes the spikes as
-  ``inflor.bitpack`` bytes (1/32 of their float32 size), which the next spike layer keeps
-  instead of reading the spikes again to pack them (``bitpack.remember_packed``).
+  otherwise per element over T, reduced per channel afterwards). With gradients on the CPU, where
+  one kernel covers all T ≥ 2 steps (outside the rows layout), it also writes the spikes as
+  ``inflor.bitpack`` bytes
+  (planes of ⌈T/8⌉ steps: 1/32 of their float32 size for T a multiple of 8, 1/16 at T = 4),
+  which the next spike layer keeps instead of reading the spikes again to pack them
+  (``bitpack.remember_packed``).
 * **backward**: one pass per element. It reads X again, *recomputes* H[0..T-1] forwards in
   registers, then walks time backwards reading dL/dO[t] and writing dL/dX[t]. (For a norm →
   neuron pair, ``inflor.pairing``, it may read the norm's input instead and compute X from it:
@@ -105,7 +107,7 @@ from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _HELPERS, _INDUCTO
     _affine_rounds_like_aten, _AFFINE_PROBES)  # noqa: F401
 from .ops import (_AFFINE_EXACT, _HANDOFF, MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, InputRecipe, Tensor,
     _NeuronFn, _backward, _channel_shape, _chunks, _forward, _layout, _neuron_backward_op_fake, _neuron_op_backward,
-    bits_in_kernel,
+    bits_in_kernel, kernel_bytes,
     _neuron_op_fake, _neuron_op_setup, _per_row, _run_with_recipe, _saved_with_recipe, _use_rows,
     neuron_backward, neuron_backward_op, neuron_forward, neuron_op, offer_input_recipe)  # noqa: F401
 from .entry import (AUTO_MIN_NUMEL, _DEVICES, _ENABLED, auto_neuron, fused_neuron)  # noqa: F401

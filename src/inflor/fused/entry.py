@@ -49,7 +49,8 @@ def fused_neuron(x: torch.Tensor, cfg: NeuronConfig, surrogate: Surrogate,
     else:
         # with gradients the kernel also writes the spikes as bits for a spike layer to keep
         # (inflor.bitpack.remember_packed); without, nothing keeps them
-        bits = torch.is_grad_enabled() and (x.requires_grad or sparam.requires_grad)
+        bits = torch.is_grad_enabled() and (x.requires_grad or sparam.requires_grad
+                                            or (state is not None and state.requires_grad))
         out = _NeuronFn.apply(x, sparam, state, args + (explicit,), bits)
     spikes, h_sum, h_sqsum, x_sum, o_sum, _, u_final = out
     stats = None

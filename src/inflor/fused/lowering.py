@@ -68,12 +68,12 @@ class Spec(NamedTuple):
     # (see ``inflor.fused.ops.InputRecipe``)
     affine: bool = False
     extra: bool = False
-    # backward only, with ``extra``: the extra term comes as spikes' bytes [T/8, ...] in
+    # backward only, with ``extra``: the extra term comes as spikes' bytes [⌈T/8⌉, ...] in
     # ``inflor.bitpack``'s layout (an identity shortcut's kept spikes), read bit by bit in the
-    # kernel instead of unpacked into memory first (T a multiple of 8, one kernel)
+    # kernel instead of unpacked into memory first
     extra_bits: bool = False
-    # forward only, T a multiple of 8 in one kernel: the spikes also come out as bytes in
-    # ``inflor.bitpack``'s layout (the next spike layer's kept input, not packed again there)
+    # forward only: the spikes also come out as bytes [⌈T/8⌉, ...] in ``inflor.bitpack``'s layout
+    # (the next spike layer's kept input, not packed again there)
     bits: bool = False
 
 

@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..bitpack import packed_numel, remember_packed, unpack_spikes
+from ..bitpack import packed_numel, remember_packed
 from ..scratch import reshaped
 from .compilation import _FAILED, _affine_rounds_like_aten, _kernel_key, _run
 from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
@@ -100,11 +100,17 @@ def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str,
 
 def bits_in_kernel(x: Tensor, stats: bool) -> bool:
     """Whether the kernels for x handle spikes as ``inflor.bitpack`` bytes (the forward writes
-    its spikes so, the backward reads a pair's shortcut spikes so): one kernel covers all T
-    steps (no chunks) and T is a multiple of 8 (each byte then holds whole steps of one element:
-    see ``kernels._spike_bytes``); on the CPU (the GPU kernels have not been checked with it)."""
+    its spikes so, the backward reads a pair's shortcut spikes so): on the CPU (the GPU kernels
+    have not been checked with it), when one kernel covers all T ≥ 2 steps (no chunks: each byte
+    holds ⌈T/8⌉-step planes of one element, ``kernels._spike_bytes``; at T = 1 a byte per spike
+    would be a quarter of float32, not the ≤ 1/8 the spike layers promise)."""
+    return x.device.type == "cpu" and x.shape[0] >= 2 and len(_layout(x, stats)[2]) == 1
+
+
+def kernel_bytes(x: Tensor) -> int:
+    """How many bytes ``kernels._spike_bytes`` writes for spikes shaped like x [T, ...]."""
     T = x.shape[0]
-    return x.device.type == "cpu" and T % 8 == 0 and len(_layout(x, stats)[2]) == 1
+    return -(-T // 8) * (x.numel() // T)
 
 
 def _forward(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None, want_state=False,
@@ -115,7 +121,9 @@ def _forward(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None,
     T = x.shape[0]
     B, C, S = _channel_shape(x)
     rows, step, chunks = _layout(x, stats)
-    bits = bits and bits_in_kernel(x, stats)
+    # not in the rows layout: there inductor splits the loop over rows to write the bytes (see
+    # tests/core/test_fused.py::test_rows_kernels_are_one_loop_nest); the layer packs instead
+    bits = bits and not rows and bits_in_kernel(x, stats)
     xc = x.contiguous().view(T, *step)
     explicit = u0 is not None or want_state
     state = len(chunks) > 1 or explicit
@@ -214,12 +222,18 @@ def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, sett
     if recipe is not None:
         aff_a, aff_b = per_channel(recipe.a), per_channel(recipe.b)
         extra = None if recipe.extra is None else recipe.extra.view(shape)
-        in_bits = recipe.extra_bits is not None and bits_in_kernel(x, stats)
-        if in_bits:         # the kernel reads the shortcut's spikes bit by bit
-            extra = recipe.extra_bits.view(T // 8, *step)
-        elif recipe.extra_bits is not None:
-            extra = unpack_spikes(recipe.extra_bits, x.shape, x.dtype).view(shape)
+        # the kernel reads the shortcut's spikes bit by bit where they are in its own planes (the
+        # bytes a fused neuron wrote, or pack_spikes' when T is a multiple of 8); in float32 only:
+        # in float64 the first-call check found its z one rounding off the replay's
+        in_bits = (recipe.extra_bits is not None and x.dtype == torch.float32 and bits_in_kernel(x, stats)
+                   and recipe.extra_bits.numel() == kernel_bytes(x))
+        if in_bits:
+            extra = recipe.extra_bits.view(-(-T // 8), *step)
         spec_base = spec_base._replace(affine=True, extra=extra is not None, extra_bits=in_bits)
+        if recipe.extra_bits is not None and not in_bits:
+            # z itself (its replay unpacks the bits once, one pass as an unpacking would be)
+            x, recipe, spec_base = recipe.materialize(), None, spec_base._replace(affine=False, extra=False)
+            aff_a = aff_b = extra = None
     xc = x.contiguous().view(shape)
     g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
     gu = xc.new_zeros(step, dtype=cdt) if state else None
@@ -327,7 +341,8 @@ def offer_input_recipe(recipe: InputRecipe) -> bool:
               and (r is None or (r.shape == y.shape and r.dtype == y.dtype and r.is_contiguous()
                                  and r.device == y.device))
               and (bits is None or (r is None and bits.dtype == torch.uint8 and bits.is_contiguous()
-                                    and bits.numel() == packed_numel(y.numel()) and bits.device == y.device))
+                                    and packed_numel(y.numel()) <= bits.numel() <= y.numel()
+                                    and bits.device == y.device))
               and _affine_rounds_like_aten(y.dtype, y.device.type))
     if usable:
         slot.append(recipe)
