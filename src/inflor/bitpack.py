@@ -18,12 +18,12 @@ plane is one time step: byte k holds element k's spikes at every step.)
 in the packing pass (reading it is one host synchronisation on a GPU). It is a ``torch.library``
 operator (opaque to ``torch.compile``, with a fake implementation), so the check also runs
 inside compiled graphs; ``unpack_spikes`` is plain tensor code that compiles into the backward.
-Spikes need not be read again to be packed: the fused neuron's forward kernel writes bytes
-in this layout beside its float spikes [T, N], with Q = ⌈T/8⌉·N (each plane whole steps of one
-element; for T a multiple of 8 the very bytes ``pack_spikes`` would write, for T < 8 one bit per
-step: T = 4 keeps 1/16 of the float32 bytes instead of 1/32), and hands them over with
-``remember_packed``, so ``pack_kept_spikes`` returns them to the spike layer that keeps those
-spikes.
+Spikes need not be read again to be packed: for spikes [T, N] with T a multiple of 8 each
+plane is T/8 whole steps of one element, so the fused neuron's forward kernel writes these very
+bytes beside its float spikes and hands them over with ``remember_packed``; ``pack_kept_spikes``
+returns them to the spike layer that keeps those spikes. (Only then: with bytes of another Q a
+layer would keep different sizes depending on whether it found them, and activation
+checkpointing compares a recomputed forward's saved shapes with the first one's.)
 Both directions are one compiled loop each (``inflor.fused.compilation.compiled_or_eager``):
 packing reads the floats once and writes the bytes and the binary check's flag in the same pass;
 unpacking reads the bytes and writes the floats (``benchmarks/run.py --only memory`` measures
@@ -142,8 +142,7 @@ def remember_packed(x: Tensor, packed: Tensor) -> None:
     """Hand ``pack_kept_spikes`` the bytes ``packed`` of the spikes ``x``, computed by whoever
     made them (the fused neuron's forward kernel writes both in one pass): a spike layer that
     keeps ``x`` (or a contiguous view of it) then takes these instead of reading x again.
-    ``packed`` must hold x in this module's layout, with any Q ≥ ⌈numel/8⌉ (tested: the
-    kernel's bytes unpack to its spikes, and equal ``pack_spikes(x)`` where Q is the same)."""
+    ``packed`` must equal ``pack_spikes(x)`` (tested for the kernels that call this)."""
     if x.is_contiguous() and not x.is_inference() and x.device.type != "meta":
         _remember(x, packed)
 

@@ -126,8 +126,7 @@ class _SpikeLinearFn(torch.autograd.Function):
 class SpikeConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same arguments, parameters and state_dict names) for **binary input** — the
     spikes of a neuron — that keeps its input for the weight gradient as bits
-    (``inflor.bitpack``: 1/32 of the float32 bytes; 1/16 for a fused neuron's spikes at T = 4,
-    whose kernel wrote them one step per bit) instead of a float copy. Forward values and
+    (``inflor.bitpack``: 1/32 of the float32 bytes) instead of a float copy. Forward values and
     both gradients are bit-identical to ``nn.Conv2d``'s.
 
     Non-binary input: whenever the input is kept for backward (grad mode on and the weight

@@ -90,7 +90,7 @@ def test_a_resnet_packs_each_block_input_once_for_conv_and_shortcut(monkeypatch,
     pack, pack_kept = bitpack.pack_spikes, bitpack.pack_kept_spikes
     monkeypatch.setattr(bitpack, "pack_spikes", lambda t: real.append(t) or pack(t))
     torch.manual_seed(0)
-    model = SpikingResNet(10, stem=[(8, 3, 1)], stages=[(8, 2, 1), (16, 1, 2)], timesteps=2,
+    model = SpikingResNet(10, stem=[(8, 3, 1)], stages=[(8, 2, 1), (16, 1, 2)], timesteps=8,
                           neuron_options={"backend": "fused"})
     blocks = [m for m in model.modules() if isinstance(m, BasicBlock)]
     assert len(blocks) == 3 and all(b.input_spikes for b in blocks)
@@ -102,3 +102,25 @@ def test_a_resnet_packs_each_block_input_once_for_conv_and_shortcut(monkeypatch,
     # packings asked for: per block conv1, conv2 and the shortcut (identity or 1×1 conv)
     assert len(kept) == 3 * len(blocks)
     assert len(real) == (0 if in_kernel else len(kept) - len(blocks))
+
+
+@pytest.mark.parametrize("T", [4, 8])
+def test_a_checkpointed_resnet_with_fused_neurons_trains_as_the_plain_one(T):
+    """Activation checkpointing recomputes each block's forward in backward and checks that it
+    saves tensors of the same shapes: the spike layers' kept bytes must not depend on whether
+    the neuron's own bytes were still remembered (9 blocks: more than ``bitpack.RECENT``)."""
+    import copy
+    from inflor.checkpointing import checkpoint_modules
+    from inflor.models.blocks import BasicBlock
+    from inflor.models.resnet import SpikingResNet
+    torch.manual_seed(0)
+    model = SpikingResNet(10, stem=[(8, 3, 1)], stages=[(8, 9, 1)], timesteps=T,
+                          neuron_options={"backend": "fused"})
+    ckpt = copy.deepcopy(model)
+    assert len(checkpoint_modules(ckpt, types=(BasicBlock,))) == 9
+    x = torch.randn(2, 3, 8, 8)
+    grads = []
+    for m in (model, ckpt):
+        m(x).sum().backward()
+        grads.append([p.grad for p in m.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))

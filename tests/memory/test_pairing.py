@@ -197,14 +197,13 @@ def test_fused_backward_recomputes_the_pairs_input_in_its_kernel(monkeypatch, ki
     ("lif", False, 4, 1, torch.float64, False),        # [T, B, C] input, float64
     ("lif", False, 8, 2, torch.float32, True),         # the shortcut's bits read in the kernel (rows)
     ("inflor", False, 16, 2, torch.float32, True),     # the same, flat layout, two byte planes
-    ("inflor", False, 8, 2, torch.float64, True),      # float64: bits not read in the kernel, z replayed
-    ("lif", True, 16, 2, torch.float32, True),         # two chunks: bits not readable, z replayed
-    ("lif", False, 4, 2, torch.float32, True)])        # pack_spikes' bytes at T = 4: z replayed
+    ("lif", False, 8, 2, torch.float64, True),         # float64: the bits unpacked for the kernel
+    ("lif", True, 16, 2, torch.float32, True),         # two chunks: the bits unpacked for the kernel
+    ("lif", False, 4, 2, torch.float32, True)])        # T = 4: the same
 def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dtype, spikes):
     """The shortcut term as floats (a real-valued shortcut), or as spikes packed by
     ``pack_spikes`` (Q = ⌈numel/8⌉): the kernel reads those bit by bit where that is its own
-    layout (T a multiple of 8, one kernel); elsewhere the pair's z is replayed (its replay
-    unpacks them once) and the backward runs on it."""
+    layout (T a multiple of 8, one kernel, float32); elsewhere they are unpacked for it."""
     from inflor.fused import compilation, ops
     calls = _recipe_calls(monkeypatch)
     norm, neuron, _ = _pair(dtype, dims, kind=kind, stats=stats)
@@ -215,14 +214,13 @@ def test_recipe_in_chunks_and_other_shapes(monkeypatch, kind, stats, T, dims, dt
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     chunks = 2 if T > 16 or (stats and T > 8) else 1
     in_kernel = spikes and T % 8 == 0 and chunks == 1 and dtype == torch.float32
-    if spikes and not in_kernel:
-        assert calls == []
-        return
     assert len(calls) == chunks and all(c.affine and c.extra for c in calls)
     assert all(c.rows == (kind == "lif" and dims == 2 and (stats or T <= 8)) for c in calls)
     assert all(c.extra_bits == in_kernel for c in calls)
-    # the kernel's own result was exact, so it is the one used from now on
-    assert all(ops._AFFINE_EXACT[(compilation._kernel_key("bwd", c, dtype, "cpu"), False)] for c in calls)
+    # in float32 the kernel's own result was exact, so it is the one used from now on (in float64
+    # some variants round z once differently from the replay; the first-call check then replays)
+    if dtype == torch.float32:
+        assert all(ops._AFFINE_EXACT[(compilation._kernel_key("bwd", c, dtype, "cpu"), False)] for c in calls)
 
 
 def test_recipe_not_taken_in_eval_mode_or_by_the_reference_backend_or_without_fma(monkeypatch):
@@ -259,11 +257,11 @@ def test_a_kernel_that_rounds_the_affine_map_differently_falls_back_to_the_repla
     assert len(calls) == 2 and list(ops._AFFINE_EXACT.values()) == [False]
 
 
-@pytest.mark.parametrize("T", [4, 6])
-def test_shortcut_spikes_of_a_fused_neuron_are_read_in_the_kernel_at_any_T(monkeypatch, T):
-    """A block's input spikes come from a fused neuron, whose kernel wrote them as planes of
-    ⌈T/8⌉ steps: the residual pair's backward kernel reads those bytes bit by bit (no unpacking),
-    with the gradients of the unpaired path."""
+@pytest.mark.parametrize("T", [8, 16])
+def test_shortcut_spikes_of_a_fused_neuron_are_read_in_the_kernel(monkeypatch, T):
+    """A block's input spikes come from a fused neuron, whose kernel wrote their bytes (one and
+    two planes per step group): the residual pair's backward kernel reads those bytes bit by bit
+    (no unpacking after a kernel variant's first call), with the gradients of the unpaired path."""
     from inflor import bitpack, pairing
     calls, unpacked = _recipe_calls(monkeypatch), []
     real = bitpack.unpack_spikes

@@ -204,15 +204,14 @@ def test_spikes_made_in_inference_mode_train_a_spike_layer():
     (8, False, torch.float32, True),        # flat layout, one byte per element: bit t = step t
     (8, True, torch.float32, False),        # rows layout (statistics per row): packed by the layer
     (16, False, torch.float64, True),       # two byte planes: bit i of plane j = step 2i + j
-    (12, False, torch.float32, True),       # two planes, bits 6 and 7 unused
-    (4, False, torch.float32, True),        # one plane, bits 4-7 unused (1/16 of the floats)
+    (12, False, torch.float32, False),      # a byte would not hold whole steps: packed by the layer
+    (4, False, torch.float32, False),       # the same
     (16, True, torch.float32, False),       # rows layout in two chunks of 8: packed by the layer
     (1, False, torch.float32, False)])      # a byte per spike would be 1/4: packed by the layer
 def test_a_fused_neurons_spikes_reach_the_spike_layer_already_packed(monkeypatch, T, stats, dtype, in_kernel):
-    """With gradients the fused forward kernel writes the spikes' bytes in ``inflor.bitpack``'s
-    layout (planes of ⌈T/8⌉ steps, one kernel for all T ≥ 2: ``pack_spikes``' own bytes when T is
-    a multiple of 8); the next spike layer keeps those instead of packing its input again, and
-    its gradients stay bit-identical to nn.Conv2d's."""
+    """With gradients the fused forward kernel writes the spikes' bytes as ``pack_spikes`` would
+    (T a multiple of 8, one kernel, flat layout); the next spike layer keeps those instead of
+    packing its input again, and its gradients stay bit-identical to nn.Conv2d's."""
     from inflor import bitpack
     from inflor.layers import TimeFold
     from inflor.neuron import make_neuron

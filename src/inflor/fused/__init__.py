@@ -7,9 +7,8 @@ specification), computed by two compiled kernels instead of a Python loop of sma
   and writes O[0..T-1] (plus, with ``record_stats``, the sums of H, H², sX and O: on the CPU
   per row of a channel's spatial positions inside the same loop, see the rows layout below;
   otherwise per element over T, reduced per channel afterwards). With gradients on the CPU, where
-  one kernel covers all T ≥ 2 steps (outside the rows layout), it also writes the spikes as
-  ``inflor.bitpack`` bytes
-  (planes of ⌈T/8⌉ steps: 1/32 of their float32 size for T a multiple of 8, 1/16 at T = 4),
+  one kernel covers all T steps, T a multiple of 8 (outside the rows layout), it also writes
+  the spikes as ``inflor.bitpack`` bytes (1/32 of their float32 size),
   which the next spike layer keeps instead of reading the spikes again to pack them
   (``bitpack.remember_packed``).
 * **backward**: one pass per element. It reads X again, *recomputes* H[0..T-1] forwards in

@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..bitpack import packed_numel, remember_packed
+from ..bitpack import packed_numel, remember_packed, unpack_spikes
 from ..scratch import reshaped
 from .compilation import _FAILED, _affine_rounds_like_aten, _kernel_key, _run
 from .lowering import P_THR, P_VTH, _compute_dtype, _prepare
@@ -99,12 +99,15 @@ def neuron_forward(x: Tensor, sparam: Tensor, settings: list[float], reset: str,
 
 
 def bits_in_kernel(x: Tensor, stats: bool) -> bool:
-    """Whether the kernels for x handle spikes as ``inflor.bitpack`` bytes (the forward writes
-    its spikes so, the backward reads a pair's shortcut spikes so): on the CPU (the GPU kernels
-    have not been checked with it), when one kernel covers all T ≥ 2 steps (no chunks: each byte
-    holds ⌈T/8⌉-step planes of one element, ``kernels._spike_bytes``; at T = 1 a byte per spike
-    would be a quarter of float32, not the ≤ 1/8 the spike layers promise)."""
-    return x.device.type == "cpu" and x.shape[0] >= 2 and len(_layout(x, stats)[2]) == 1
+    """Whether the kernels for x may handle spikes as ``inflor.bitpack``'s bytes (the forward, in
+    its flat layout, writes its spikes so; the backward reads a pair's float32 shortcut spikes
+    so): on the CPU (the GPU kernels have not been checked with it), when one kernel covers all T
+    steps and T is a multiple of 8. Then each byte holds whole steps of one element and the
+    bytes are exactly ``pack_spikes``' (Q = ⌈numel/8⌉), so a layer gets the same bytes whether or
+    not it finds the neuron's (activation checkpointing compares what a recomputed forward
+    saves with the first one's shapes)."""
+    T = x.shape[0]
+    return x.device.type == "cpu" and T % 8 == 0 and len(_layout(x, stats)[2]) == 1
 
 
 def kernel_bytes(x: Tensor) -> int:
@@ -115,8 +118,9 @@ def kernel_bytes(x: Tensor) -> int:
 
 def _forward(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None, want_state=False,
              bits: bool = False) -> tuple[tuple, Tensor | None]:
-    """``neuron_forward``'s outputs and, with ``bits`` where ``bits_in_kernel``, the spikes as
-    ``inflor.bitpack.pack_spikes`` would pack them, written by the same kernel (else None)."""
+    """``neuron_forward``'s outputs and, with ``bits`` where ``bits_in_kernel`` and the layout is
+    flat, the spikes as ``inflor.bitpack.pack_spikes`` would pack them, written by the same
+    kernel (else None)."""
     p, spec_base = _prepare(x, sparam, settings, reset, detach, surrogate, mpr, stats)
     T = x.shape[0]
     B, C, S = _channel_shape(x)
@@ -222,18 +226,16 @@ def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, sett
     if recipe is not None:
         aff_a, aff_b = per_channel(recipe.a), per_channel(recipe.b)
         extra = None if recipe.extra is None else recipe.extra.view(shape)
-        # the kernel reads the shortcut's spikes bit by bit where they are in its own planes (the
-        # bytes a fused neuron wrote, or pack_spikes' when T is a multiple of 8); in float32 only:
-        # in float64 the first-call check found its z one rounding off the replay's
+        # the kernel reads the shortcut's spikes bit by bit where they are in its planes; in
+        # float32 only (float64 variants of this kernel can fail the first-call check, bits or
+        # not, and then replay z anyway); else they are unpacked for it
         in_bits = (recipe.extra_bits is not None and x.dtype == torch.float32 and bits_in_kernel(x, stats)
                    and recipe.extra_bits.numel() == kernel_bytes(x))
         if in_bits:
             extra = recipe.extra_bits.view(-(-T // 8), *step)
+        elif recipe.extra_bits is not None:
+            extra = unpack_spikes(recipe.extra_bits, x.shape, x.dtype).view(shape)
         spec_base = spec_base._replace(affine=True, extra=extra is not None, extra_bits=in_bits)
-        if recipe.extra_bits is not None and not in_bits:
-            # z itself (its replay unpacks the bits once, one pass as an unpacking would be)
-            x, recipe, spec_base = recipe.materialize(), None, spec_base._replace(affine=False, extra=False)
-            aff_a = aff_b = extra = None
     xc = x.contiguous().view(shape)
     g = (torch.zeros_like(x) if gspikes is None else gspikes).contiguous().view(shape)
     gu = xc.new_zeros(step, dtype=cdt) if state else None
@@ -312,7 +314,8 @@ class InputRecipe(NamedTuple):
     """The neuron's input as z = addcmul(b_c, y, a_c) + extra: y [T, B, C, ...] contiguous, a and
     b per channel [C] (dimension 2 of y), extra (optional) of y's shape and dtype, or instead
     ``extra_bits``: spikes of y's shape and dtype as ``inflor.bitpack.pack_spikes`` bytes (the
-    kernel reads them bit by bit where one kernel covers T = 8·m steps, else they are unpacked);
+    kernel reads them bit by bit in float32 where one kernel covers T = 8·m steps, else they are
+    unpacked for it);
     ``materialize()`` builds z as the hook would have returned it."""
     y: Tensor
     a: Tensor
@@ -341,7 +344,7 @@ def offer_input_recipe(recipe: InputRecipe) -> bool:
               and (r is None or (r.shape == y.shape and r.dtype == y.dtype and r.is_contiguous()
                                  and r.device == y.device))
               and (bits is None or (r is None and bits.dtype == torch.uint8 and bits.is_contiguous()
-                                    and packed_numel(y.numel()) <= bits.numel() <= y.numel()
+                                    and bits.numel() == packed_numel(y.numel())
                                     and bits.device == y.device))
               and _affine_rounds_like_aten(y.dtype, y.device.type))
     if usable:
