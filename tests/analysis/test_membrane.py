@@ -24,7 +24,7 @@ VARIANTS = [dict(PRESETS[k]) for k in PRESETS] + [
 @pytest.mark.parametrize("options", VARIANTS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 def test_replay_matches_reference(options):
     node = make_neuron("if", **options)
-    x = torch.randn(6, 3, 4, 5) * 0.8 + 0.3
+    x = torch.randn(6, 3, 4, 5, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.3
     ref_spikes, ref_stats = neuron_reference(x, node.cfg, node.surrogate_function, node.mpr, True)
     h, h_hat, o = membrane_potentials(x, node.cfg, node.mpr)
     assert torch.equal(o, ref_spikes)
@@ -37,7 +37,9 @@ def test_replay_matches_reference(options):
     if node.mpr is None:
         assert torch.equal(h_hat, h)
     else:
-        assert torch.allclose(h_hat, node.mpr(h))
+        # float32 roundings of φ's two forms differ by an ulp: ~0.5 % of random draws had one
+        # value near 0 off by 1.2e-7, beyond allclose's default atol = 1e-8
+        assert torch.allclose(h_hat, node.mpr(h), atol=1e-6)
 
 
 class Tiny(nn.Module):
