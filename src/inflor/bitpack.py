@@ -153,9 +153,9 @@ def _remember(x: Tensor, packed: Tensor) -> None:
 
 
 def unpack_spikes(packed: Tensor, shape, dtype: torch.dtype) -> Tensor:
-    """The tensor of ``shape`` and ``dtype`` held in ``packed`` in this module's layout (by
-    ``pack_spikes``, or a fused neuron's kernel with Q = ⌈T/8⌉·N); in a backward pass, in
-    ``inflor.scratch`` memory."""
+    """The tensor of ``shape`` and ``dtype`` held in ``packed`` in this module's layout (written by
+    ``pack_spikes`` or a fused neuron's kernel: Q = ⌈numel/8⌉; a larger Q reads as ⌈numel/Q⌉
+    planes); in a backward pass, in ``inflor.scratch`` memory."""
     numel = 1
     for s in shape:
         numel *= s
