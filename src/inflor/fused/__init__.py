@@ -106,7 +106,7 @@ from .compilation import (_EXAMPLE_N, _EXAMPLE_ROWS, _FAILED, _HELPERS, _INDUCTO
     _affine_rounds_like_aten, _AFFINE_PROBES)  # noqa: F401
 from .ops import (_AFFINE_EXACT, _HANDOFF, MAX_UNROLL, ROWS_MAX_UNROLL, ROWS_MIN_S, InputRecipe, Tensor,
     _NeuronFn, _backward, _channel_shape, _chunks, _forward, _layout, _neuron_backward_op_fake, _neuron_op_backward,
-    bits_in_kernel, kernel_bytes,
+    bits_in_kernel,
     _neuron_op_fake, _neuron_op_setup, _per_row, _run_with_recipe, _saved_with_recipe, _use_rows,
     neuron_backward, neuron_backward_op, neuron_forward, neuron_op, offer_input_recipe)  # noqa: F401
 from .entry import (AUTO_MIN_NUMEL, _DEVICES, _ENABLED, auto_neuron, fused_neuron)  # noqa: F401

@@ -162,7 +162,7 @@ def _standalone(direction: str, spec: Spec, src: Callable, dtype: torch.dtype, o
     else:
         examples = [z((T, *step), dtype), z((T, *step), dtype), z(N_PARAMS), z(u0), z(step),
                     z(g12), z(g12), z(1), z(1), z(row), z(row), z(g12, dtype), z(g12, dtype),
-                    z((-(-T // 8), *step), torch.uint8) if spec.extra_bits else z((T, *step), dtype)]
+                    z((T // 8, *step), torch.uint8) if spec.extra_bits else z((T, *step), dtype)]
     examples = [e for e, keep in zip(examples, present) if keep]
 
     def full_args(given):

@@ -81,22 +81,19 @@ def _make_forward(spec: Spec) -> Callable:
 
 
 def _spike_bytes(outs) -> torch.Tensor:
-    """The T steps' spikes (0/1, one tensor [N] per step) as bytes [m, N], m = ⌈T/8⌉, in
-    ``inflor.bitpack``'s layout with Q = m·N: bit i of byte [j, n] is O[i·m + j, n] (plane i of the
-    flattened [T, N] is steps i·m … i·m + m − 1; bits past step T − 1 are 0). For T = 8·m that is
-    ``pack_spikes``' own Q = ⌈T·N/8⌉. Summed in float32 and converted, as ``bitpack`` does (exact:
-    at most 255)."""
-    T = len(outs)
-    m = -(-T // 8)
+    """The T = 8·m steps' spikes (0/1, one tensor [N] per step) as ``inflor.bitpack.pack_spikes``
+    lays out their stack [T, N]: bytes [m, N] with bit i of byte [j, n] = O[i·m + j, n] (plane i
+    of the flat tensor is steps i·m … i·m + m − 1). Summed in float32 and converted, as
+    ``bitpack`` does (exact: at most 255)."""
+    m = len(outs) // 8
     planes = []
     for j in range(m):
         v = None
         for i in range(8):
-            if i * m + j < T:
-                b = outs[i * m + j].to(torch.float32) * float(1 << i)
-                v = b if v is None else v + b
+            b = outs[i * m + j].to(torch.float32) * float(1 << i)
+            v = b if v is None else v + b
         planes.append(v.to(torch.uint8))
-    return planes[0].unsqueeze(0) if m == 1 else torch.stack(planes)
+    return torch.stack(planes)
 
 
 def _affine_input(y, a, b, extra):
@@ -109,9 +106,9 @@ def _affine_input(y, a, b, extra):
 
 
 def _bit_step(packed, t: int, T: int, dtype: torch.dtype):
-    """Step t of spikes [T, N] given as bytes [m, N], m = ⌈T/8⌉ (``_spike_bytes``' layout): bit
+    """Step t of spikes [T, N] given as bytes [m, N], T = 8·m (``_spike_bytes``' layout): bit
     t // m of byte row t mod m, as 0/1 in ``dtype``."""
-    m = -(-T // 8)
+    m = T // 8
     return ((packed[t % m].to(torch.int32) >> (t // m)) & 1).to(dtype)
 
 

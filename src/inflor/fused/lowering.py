@@ -68,11 +68,11 @@ class Spec(NamedTuple):
     # (see ``inflor.fused.ops.InputRecipe``)
     affine: bool = False
     extra: bool = False
-    # backward only, with ``extra``: the extra term comes as spikes' bytes [⌈T/8⌉, ...] in
+    # backward only, with ``extra``: the extra term comes as spikes' bytes [T/8, ...] in
     # ``inflor.bitpack``'s layout (an identity shortcut's kept spikes), read bit by bit in the
     # kernel instead of unpacked into memory first
     extra_bits: bool = False
-    # forward only: the spikes also come out as bytes [⌈T/8⌉, ...] in ``inflor.bitpack``'s layout
+    # forward only: the spikes also come out as bytes [T/8, ...] in ``inflor.bitpack``'s layout
     # (the next spike layer's kept input, not packed again there)
     bits: bool = False
 

@@ -110,12 +110,6 @@ def bits_in_kernel(x: Tensor, stats: bool) -> bool:
     return x.device.type == "cpu" and T % 8 == 0 and len(_layout(x, stats)[2]) == 1
 
 
-def kernel_bytes(x: Tensor) -> int:
-    """How many bytes ``kernels._spike_bytes`` writes for spikes shaped like x [T, ...]."""
-    T = x.shape[0]
-    return -(-T // 8) * (x.numel() // T)
-
-
 def _forward(x, sparam, settings, reset, detach, surrogate, mpr, stats, u0=None, want_state=False,
              bits: bool = False) -> tuple[tuple, Tensor | None]:
     """``neuron_forward``'s outputs and, with ``bits`` where ``bits_in_kernel`` and the layout is
@@ -229,10 +223,9 @@ def _backward(x, sparam, bounds, gspikes, g_hsum, g_hsqsum, g_xsum, g_osum, sett
         # the kernel reads the shortcut's spikes bit by bit where they are in its planes; in
         # float32 only (float64 variants of this kernel can fail the first-call check, bits or
         # not, and then replay z anyway); else they are unpacked for it
-        in_bits = (recipe.extra_bits is not None and x.dtype == torch.float32 and bits_in_kernel(x, stats)
-                   and recipe.extra_bits.numel() == kernel_bytes(x))
-        if in_bits:
-            extra = recipe.extra_bits.view(-(-T // 8), *step)
+        in_bits = recipe.extra_bits is not None and x.dtype == torch.float32 and bits_in_kernel(x, stats)
+        if in_bits:     # pack_spikes' bytes (offer_input_recipe checked their count)
+            extra = recipe.extra_bits.view(T // 8, *step)
         elif recipe.extra_bits is not None:
             extra = unpack_spikes(recipe.extra_bits, x.shape, x.dtype).view(shape)
         spec_base = spec_base._replace(affine=True, extra=extra is not None, extra_bits=in_bits)
